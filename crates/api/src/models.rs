@@ -1,0 +1,233 @@
+//! JSON models of the agent API. Field names follow Cilium's OpenAPI spec (kebab-case), so
+//! tools that read Cilium's `endpoint get` or `/v1/healthz` output keep working.
+
+use serde::{Deserialize, Serialize};
+
+/// Body of `PUT /v1/endpoint/{id}` (Cilium's `EndpointChangeRequest`), sent by the CNI plugin
+/// once the veth pair exists and the pod side is configured.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct EndpointChangeRequest {
+    /// Endpoint ID; 0 asks the agent to pick one.
+    #[serde(default)]
+    pub id: u16,
+    pub container_id: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub container_name: String,
+    /// Interface name inside the pod (CNI_IFNAME).
+    #[serde(default)]
+    pub container_interface_name: String,
+    /// Host-side veth name (`lxc...`).
+    pub interface_name: String,
+    /// Host-side veth ifindex.
+    pub interface_index: u32,
+    /// MAC of the pod-side interface.
+    pub mac: String,
+    /// MAC of the host-side veth; the pod's gateway answers with it.
+    pub host_mac: String,
+    pub addressing: AddressPair,
+    /// Path of the pod's network namespace.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub netns: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub k8s_namespace: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub k8s_pod_name: String,
+    /// Labels in Cilium's `source:key=value` form.
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// Wait for the datapath to be programmed before answering.
+    #[serde(default)]
+    pub sync_build_endpoint: bool,
+}
+
+/// Addresses of one endpoint (Cilium's `AddressPair`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct AddressPair {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub ipv4: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub ipv4_expiration_uuid: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub ipv6: String,
+}
+
+/// An endpoint as returned by `GET /v1/endpoint` and `GET /v1/endpoint/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Endpoint {
+    pub id: u16,
+    pub status: EndpointStatus,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct EndpointStatus {
+    /// `waiting-for-identity`, `regenerating`, `ready`, `disconnecting`, ...
+    pub state: String,
+    pub identity: EndpointIdentity,
+    pub networking: EndpointNetworking,
+    pub external_identifiers: EndpointIdentifiers,
+    pub labels: EndpointLabels,
+    pub policy: EndpointPolicyStatus,
+    /// Number of times the datapath was (re)generated for this endpoint.
+    pub realized_generation: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct EndpointIdentity {
+    pub id: u32,
+    pub labels: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct EndpointNetworking {
+    pub addressing: Vec<AddressPair>,
+    pub host_mac: String,
+    pub mac: String,
+    pub interface_index: u32,
+    pub interface_name: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct EndpointIdentifiers {
+    pub container_id: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub container_name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub k8s_namespace: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub k8s_pod_name: String,
+    /// `namespace/name`, as Cilium shows it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub pod_name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub netns: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct EndpointLabels {
+    /// Labels the runtime asked for (`source:key=value`).
+    pub realized: Vec<String>,
+}
+
+/// Policy enforcement state per direction: `Disabled`, `Enabled` or `Disabled (Audit)`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct EndpointPolicyStatus {
+    pub ingress_enforcement: String,
+    pub egress_enforcement: String,
+}
+
+impl Default for EndpointPolicyStatus {
+    fn default() -> Self {
+        Self {
+            ingress_enforcement: "Disabled".into(),
+            egress_enforcement: "Disabled".into(),
+        }
+    }
+}
+
+/// Response of `POST /v1/ipam` (Cilium's `IPAMResponse`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct IpamResponse {
+    pub address: AddressPair,
+    pub ipv4: IpamAddressResponse,
+    pub host_addressing: NodeAddressing,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct IpamAddressResponse {
+    pub ip: String,
+    pub gateway: String,
+    pub cidrs: Vec<String>,
+    #[serde(default)]
+    pub expiration_uuid: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct NodeAddressing {
+    pub ipv4: NodeAddressingElement,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct NodeAddressingElement {
+    pub enabled: bool,
+    /// The router (gateway) IP on `cilium_host`.
+    pub ip: String,
+    pub alloc_range: String,
+}
+
+/// Response of `GET /v1/ipam`: what the node allocator holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct IpamStatus {
+    pub alloc_range: String,
+    pub router_ip: String,
+    /// IP → owner (container ID or `router`).
+    pub allocations: std::collections::BTreeMap<String, String>,
+}
+
+/// Response of `GET /v1/healthz` (subset of Cilium's `StatusResponse`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct StatusResponse {
+    pub cilium: Status,
+    pub node_name: String,
+    pub version: String,
+    /// `Routing: Network: Tunnel` etc.; for one node: `Native`.
+    pub datapath_mode: String,
+    /// `TCX` or `Legacy TC`.
+    pub attach_mode: String,
+    pub ipam: IpamSummary,
+    pub endpoints: usize,
+    pub bpf_root: String,
+    pub uptime_seconds: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Status {
+    /// `Ok`, `Warning`, `Failure` or `Disabled`.
+    pub state: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub msg: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct IpamSummary {
+    pub alloc_range: String,
+    pub allocated: usize,
+    pub capacity: usize,
+}
+
+/// Response of `GET /v1/config` (subset of Cilium's `DaemonConfiguration`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct DaemonConfiguration {
+    pub node_name: String,
+    pub pod_cidr: String,
+    pub router_ip: String,
+    pub bpf_root: String,
+    pub state_dir: String,
+    pub socket_path: String,
+    pub attach_mode: String,
+    pub datapath_mode: String,
+    pub monitor_aggregation: String,
+}
+
+/// Error body for non-2xx answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    pub error: String,
+}
