@@ -20,13 +20,13 @@ use crate::models::{
 /// Errors talking to the agent.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("cannot connect to the agent at {socket}: {source}")]
+    #[error("cannot connect to the agent at {socket}")]
     Connect {
         socket: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("{method} {path}: I/O error talking to the agent: {source}")]
+    #[error("{method} {path}: I/O error talking to the agent")]
     Io {
         method: &'static str,
         path: String,
@@ -42,7 +42,7 @@ pub enum ClientError {
         status: u16,
         message: String,
     },
-    #[error("{method} {path}: cannot decode the agent's JSON: {source}")]
+    #[error("{method} {path}: cannot decode the agent's JSON")]
     Decode {
         method: &'static str,
         path: String,
@@ -189,10 +189,11 @@ impl AgentClient {
         path: &str,
         body: &[u8],
     ) -> Result<(u16, Vec<u8>), ClientError> {
-        let mut stream = UnixStream::connect(&self.socket).map_err(|source| ClientError::Connect {
-            socket: self.socket.clone(),
-            source,
-        })?;
+        let mut stream =
+            UnixStream::connect(&self.socket).map_err(|source| ClientError::Connect {
+                socket: self.socket.clone(),
+                source,
+            })?;
         let io = |source| ClientError::Io {
             method,
             path: path.to_string(),
@@ -287,6 +288,9 @@ mod tests {
         let err = AgentClient::new("/nonexistent/cilium.sock")
             .healthz()
             .unwrap_err();
-        assert!(err.to_string().contains("/nonexistent/cilium.sock"), "{err}");
+        assert!(
+            err.to_string().contains("/nonexistent/cilium.sock"),
+            "{err}"
+        );
     }
 }

@@ -1,1 +1,59 @@
-fn main() {}
+//! `cilium`: the operator's CLI for a running agent, modelled on cilium-dbg. Parses the
+//! command line, runs one command, and turns any failure into a message on stderr and a
+//! non-zero exit status.
+
+mod cli;
+mod commands;
+mod output;
+mod target;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{BpfCommand, Cli, Command, CtCommand, CtScope, EndpointCommand, ListOnly};
+use output::OutputError;
+use target::AgentTarget;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("Error: {}", output::error_chain(err.as_ref()));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let target = AgentTarget::from_host(cli.host.as_deref())?;
+    match cli.command {
+        Command::Status => commands::status::run(&target, cli.output)?,
+        Command::Endpoint(EndpointCommand::List) => commands::endpoint::list(&target, cli.output)?,
+        Command::Endpoint(EndpointCommand::Get { id }) => commands::endpoint::get(&target, &id)?,
+        Command::Bpf(bpf) => {
+            let root = target.bpf_root(cli.bpf_root.as_deref())?;
+            match bpf {
+                BpfCommand::Endpoint(ListOnly::List) => {
+                    commands::bpf_endpoint::list(&root, cli.output)?
+                }
+                BpfCommand::Ct(CtCommand::List {
+                    scope: CtScope::Global,
+                }) => commands::bpf_ct::list(&root, cli.output)?,
+                BpfCommand::Metrics(ListOnly::List) => {
+                    commands::bpf_metrics::list(&root, cli.output)?
+                }
+            }
+        }
+        Command::Monitor(args) => commands::monitor::run(&target, cli.output, &args)?,
+    }
+    Ok(())
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain()
+        .filter_map(|cause| cause.downcast_ref::<OutputError>())
+        .any(OutputError::is_broken_pipe)
+}

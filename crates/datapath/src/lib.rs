@@ -1,1 +1,26 @@
-//! placeholder
+//! The eBPF endpoint datapath: `bpf/bpf_lxc.c`, compiled by `build.rs` and
+//! embedded here, loaded with aya per endpoint with load-time globals,
+//! attached to the host side of each pod's veth, and sharing node-wide maps
+//! pinned under `<bpf_root>/tc/globals` (`cilium_lxc`, conntrack,
+//! `cilium_metrics`, `cilium_events`, `cilium_call_policy`).
+//!
+//! [`Datapath`] is what the agent drives; [`maps`] gives typed access to the
+//! pinned maps for the CLI; [`events`] and [`EventReader`] decode the
+//! datapath's trace and drop notifications; [`abi`] and [`codes`] hold the
+//! layouts and numbers shared with the C code.
+
+pub mod abi;
+mod attach;
+pub mod bpffs;
+pub mod codes;
+mod datapath;
+mod event_reader;
+pub mod events;
+pub mod loader;
+pub mod maps;
+
+pub use attach::{AttachError, AttachMode, AttachPreference, Hook};
+pub use datapath::{Datapath, DatapathConfig, DatapathError, EndpointDatapathConfig, Failures};
+pub use event_reader::{EventReader, EventReaderError};
+pub use events::{DatapathEvent, DropEvent, EventHeader, EventParseError, TraceEvent};
+pub use loader::{EndpointObject, EndpointProgram, LoaderError, MapSizes};

@@ -1,1 +1,159 @@
-fn main() {}
+//! The `cilium-lab` binary: parses the command line and runs one subcommand.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+
+use cilium_lab::bins::BinDir;
+use cilium_lab::cli::{Cli, Command, NodeCommand, Output, PodCommand};
+use cilium_lab::commands::{demo, down, exec, pod, status, up};
+use cilium_lab::lab::{Lab, BPF_FS, RUN_ROOT};
+use cilium_lab::names::{LabName, PodKey};
+use cilium_lab::toolbox::connect::{self, Probe, ProbeMode};
+use cilium_lab::toolbox::serve::Server;
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("Error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn lab(name: LabName) -> Lab {
+    Lab::new(name, Path::new(RUN_ROOT), Path::new(BPF_FS))
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Up(args) => {
+            let lab = lab(args.lab.lab);
+            let opts = up::UpOptions {
+                nodes: args.nodes,
+                routing: args.routing,
+            };
+            let state = up::up(&lab, &BinDir::locate()?, opts)?;
+            println!(
+                "Lab {} is up: {} node(s), {} routing. Add pods with `cilium-lab pod add{} NAME`.",
+                state.name,
+                state.nodes.len(),
+                state.routing,
+                lab.name_flag()
+            );
+        }
+        Command::Down(args) => {
+            let lab = lab(args.lab);
+            let done = down::down(&lab)?;
+            if done.stopped.is_empty() && done.namespaces.is_empty() {
+                println!("Lab {} is not up; nothing to tear down.", lab.name());
+            } else {
+                for what in &done.stopped {
+                    println!("stopped {what}");
+                }
+                println!(
+                    "Lab {} is down ({} namespace(s) deleted).",
+                    lab.name(),
+                    done.namespaces.len()
+                );
+            }
+        }
+        Command::Status(args) => {
+            let report = status::status(&lab(args.lab.lab))?;
+            match args.output {
+                Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+                Output::Text => println!("{}", status::render(&report)),
+            }
+        }
+        Command::Pod(PodCommand::Add(args)) => {
+            let lab = lab(args.lab.lab);
+            let opts = pod::PodOptions {
+                key: PodKey::new(&args.namespace, &args.pod)?,
+                node: args.node,
+                labels: args.labels.unwrap_or_default(),
+                serve: args.serve,
+            };
+            let added = pod::add(&lab, &BinDir::locate()?, &opts)?;
+            let serving = added
+                .serve
+                .as_ref()
+                .map(|s| format!(", serving {s}"))
+                .unwrap_or_default();
+            println!(
+                "pod {}/{} on {}: {}{serving}",
+                added.namespace, added.name, added.node, added.ip
+            );
+        }
+        Command::Pod(PodCommand::Del(args)) => {
+            let lab = lab(args.lab.lab);
+            let key = PodKey::new(&args.namespace, &args.pod)?;
+            pod::del(&lab, &BinDir::locate()?, &key)?;
+            println!("pod {key} deleted");
+        }
+        Command::Pod(PodCommand::List(args)) => {
+            let rows = pod::list(&lab(args.lab.lab))?;
+            match args.output {
+                Output::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
+                Output::Text => println!("{}", status::render_pods(&rows)),
+            }
+        }
+        Command::Exec(args) => {
+            let lab = lab(args.lab.lab);
+            let key = PodKey::new(&args.namespace, &args.pod)?;
+            let code = exec::exec_pod(&lab, &BinDir::locate()?, &key, &args.command)?;
+            return Ok(exit_code(code));
+        }
+        Command::Node(NodeCommand::Exec(args)) => {
+            let lab = lab(args.lab.lab);
+            let code = exec::exec_node(&lab, &BinDir::locate()?, args.node, &args.command)?;
+            return Ok(exit_code(code));
+        }
+        Command::Demo(args) => demo::demo(&lab(args.lab), &BinDir::locate()?)?,
+        Command::Serve(args) => {
+            let server = Server::bind(
+                IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                args.spec.ports(),
+                &args.pod_name,
+            )?;
+            if let Some(ready) = &args.ready_file {
+                std::fs::write(ready, b"")
+                    .with_context(|| format!("cannot create {}", ready.display()))?;
+            }
+            eprintln!("serving {} as {}", args.spec, args.pod_name);
+            server.run()?;
+        }
+        Command::Connect(args) => {
+            let timeout = Duration::try_from_secs_f64(args.timeout)
+                .context("--timeout must be a non-negative number of seconds")?;
+            let mode = match (args.udp, args.http) {
+                (true, _) => ProbeMode::Udp,
+                (false, true) => ProbeMode::Http,
+                (false, false) => ProbeMode::Tcp,
+            };
+            let answer = connect::probe(&Probe {
+                addr: args.addr,
+                mode,
+                timeout,
+            })?;
+            println!("{answer}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A child's exit code as ours (codes beyond 255 cannot be passed on; they become 255).
+fn exit_code(code: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(code).unwrap_or(u8::MAX))
+}

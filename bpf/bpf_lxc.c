@@ -1,0 +1,263 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * bpf_lxc.c - datapath of one endpoint (pod), attached to the host side of
+ * its veth pair.
+ *
+ *   cil_from_container  tc ingress of the host veth: packets leaving the pod
+ *   cil_to_container    tc egress of the host veth: packets from the node's
+ *                       stack to the pod
+ *   handle_policy       tail-call target in cilium_call_policy[LXC_ID]: local
+ *                       delivery into this endpoint from anywhere
+ *
+ * Every per-endpoint value is a load-time global (set by the agent when it
+ * loads the object), so one compiled object serves every endpoint.
+ */
+#include <linux/ip.h>
+
+#include "lib/common.h"
+#include "lib/eth.h"
+#include "lib/ipv4.h"
+#include "lib/arp.h"
+#include "lib/maps.h"
+#include "lib/metrics.h"
+#include "lib/events.h"
+#include "lib/trace.h"
+#include "lib/drop.h"
+#include "lib/conntrack.h"
+#include "lib/layout.h"
+
+#define THIS_SOURCE_FILE	SOURCE_FILE_BPF_LXC
+
+/* Endpoint id (1..4095), the cilium_call_policy index. */
+volatile const __u32 LXC_ID = 0;
+/* Security identity of the endpoint. */
+volatile const __u32 SECLABEL = 0;
+/* The endpoint's IPv4 address, network byte order. */
+volatile const __be32 LXC_IPV4 = 0;
+/* MAC of the pod-side interface. */
+volatile const __u8 LXC_MAC[ETH_ALEN] = {};
+/* MAC of the host-side veth: the pod's next hop for everything. */
+volatile const __u8 NODE_MAC[ETH_ALEN] = {};
+/* ifindex of the host-side veth. */
+volatile const __u32 LXC_IFINDEX = 0;
+/* TRACE_AGGREGATE_* level of trace notifications. */
+volatile const __u32 MONITOR_AGGREGATION = TRACE_AGGREGATE_ACTIVE_CT;
+
+static __always_inline __u16 lxc_id(void)
+{
+	return (__u16)LXC_ID;
+}
+
+/*
+ * Answer ARP requests from the pod for any address except its own with
+ * NODE_MAC, back out of the veth the request came in on. Anything else
+ * (replies, gratuitous ARP for the pod's own IP) goes to the stack.
+ */
+static __always_inline int handle_arp_from_lxc(struct __sk_buff *ctx)
+{
+	struct ethhdr *eth;
+	struct arp_eth4 *arp;
+
+	if (!arp_load_request(ctx, &eth, &arp))
+		return TC_ACT_OK;
+	if (arp->tip == LXC_IPV4)
+		return TC_ACT_OK;
+
+	arp_make_reply(eth, arp, NODE_MAC);
+	return bpf_redirect(ctx->ifindex, 0);
+}
+
+/*
+ * Hand a packet to the local destination endpoint through its policy
+ * program. Only returns when the tail call fails.
+ */
+static __always_inline int local_delivery4(struct __sk_buff *ctx,
+					   const struct endpoint_info *ep)
+{
+	__u32 dst_id = ep->lxc_id;
+
+	update_metrics(ctx->len, METRIC_EGRESS, REASON_FORWARDED);
+	ctx->cb[CB_SRC_LABEL] = SECLABEL;
+	bpf_tail_call(ctx, &cilium_call_policy, dst_id);
+	return DROP_MISSED_TAIL_CALL;
+}
+
+static __always_inline int handle_ipv4_from_lxc(struct __sk_buff *ctx,
+						__u32 *dst_id)
+{
+	struct trace_ctx tctx = {};
+	struct ct_packet pkt = {};
+	struct endpoint_info *ep;
+	struct iphdr *ip4;
+	__be32 daddr;
+	int ret;
+
+	ret = ipv4_load(ctx, &ip4);
+	if (IS_DROP(ret))
+		return ret;
+	if (ip4->saddr != LXC_IPV4)
+		return DROP_INVALID_SIP;
+	daddr = ip4->daddr;
+
+	ret = ct_extract4(ctx, ip4, &pkt);
+	if (IS_DROP(ret))
+		return ret;
+	ret = ct_process4(&pkt, CT_EGRESS, SECLABEL, &tctx);
+	if (IS_DROP(ret))
+		return ret;
+
+	/* Egress policy enforcement will slot in here. */
+
+	ep = lookup_ip4_endpoint(daddr);
+	if (ep && !(ep->flags & ENDPOINT_F_HOST)) {
+		*dst_id = ep->lxc_id;
+		return local_delivery4(ctx, ep);
+	}
+
+	send_trace_notify(ctx, MONITOR_AGGREGATION, TRACE_TO_STACK, lxc_id(),
+			  SECLABEL, 0, 0, 0, &tctx);
+	update_metrics(ctx->len, METRIC_EGRESS, REASON_FORWARDED);
+	return TC_ACT_OK;
+}
+
+SEC("classifier/from-container")
+int cil_from_container(struct __sk_buff *ctx)
+{
+	__u32 dst_id = 0;
+	int ret;
+
+	send_trace_notify(ctx, MONITOR_AGGREGATION, TRACE_FROM_LXC, lxc_id(),
+			  SECLABEL, 0, 0, ctx->ifindex, NULL);
+
+	switch (bpf_ntohs(ctx->protocol)) {
+	case ETH_P_ARP:
+		return handle_arp_from_lxc(ctx);
+	case ETH_P_IP:
+		ret = handle_ipv4_from_lxc(ctx, &dst_id);
+		break;
+	default:
+		ret = DROP_UNKNOWN_L3;
+		break;
+	}
+
+	if (IS_DROP(ret))
+		return send_drop_notify(ctx, lxc_id(), SECLABEL, 0, dst_id, ret,
+					METRIC_EGRESS);
+	return ret;
+}
+
+/*
+ * Deliver a packet into this endpoint: ingress conntrack, L2 rewrite, TTL
+ * decrement, then straight into the pod's namespace.
+ */
+static __always_inline int ipv4_to_endpoint(struct __sk_buff *ctx,
+					    __u32 src_label)
+{
+	struct trace_ctx tctx = {};
+	struct ct_packet pkt = {};
+	struct ethhdr *eth;
+	struct iphdr *ip4;
+	int ret;
+
+	ret = ipv4_load(ctx, &ip4);
+	if (IS_DROP(ret))
+		return ret;
+	ret = ct_extract4(ctx, ip4, &pkt);
+	if (IS_DROP(ret))
+		return ret;
+	ret = ct_process4(&pkt, CT_INGRESS, src_label, &tctx);
+	if (IS_DROP(ret))
+		return ret;
+
+	/* Ingress policy enforcement will slot in here. */
+
+	ret = ipv4_load(ctx, &ip4);
+	if (IS_DROP(ret))
+		return ret;
+	/* ipv4_load() checked that the Ethernet header precedes ip4. */
+	eth = (void *)ip4 - ETH_HLEN;
+	eth_rewrite(eth, LXC_MAC, NODE_MAC);
+	ret = ipv4_dec_ttl(ctx, ip4);
+	if (IS_DROP(ret))
+		return ret;
+
+	send_trace_notify(ctx, MONITOR_AGGREGATION, TRACE_TO_LXC, lxc_id(),
+			  src_label, SECLABEL, lxc_id(), LXC_IFINDEX, &tctx);
+	update_metrics(ctx->len, METRIC_INGRESS, REASON_FORWARDED);
+	return bpf_redirect_peer(LXC_IFINDEX, 0);
+}
+
+SEC("classifier/policy")
+int handle_policy(struct __sk_buff *ctx)
+{
+	__u32 src_label = ctx->cb[CB_SRC_LABEL];
+	int ret;
+
+	ctx->cb[CB_SRC_LABEL] = 0;
+
+	if (ctx->protocol != bpf_htons(ETH_P_IP))
+		ret = DROP_UNKNOWN_L3;
+	else
+		ret = ipv4_to_endpoint(ctx, src_label);
+
+	if (IS_DROP(ret))
+		return send_drop_notify(ctx, lxc_id(), src_label, SECLABEL,
+					LXC_ID, ret, METRIC_INGRESS);
+	return ret;
+}
+
+/* Identity of a source reaching the pod through the node's stack. */
+static __always_inline __u32 stack_source_identity(__be32 saddr)
+{
+	struct endpoint_info *ep = lookup_ip4_endpoint(saddr);
+
+	if (ep && (ep->flags & ENDPOINT_F_HOST))
+		return HOST_ID;
+	return WORLD_ID;
+}
+
+static __always_inline int handle_ipv4_to_lxc(struct __sk_buff *ctx,
+					      __u32 *src_label)
+{
+	struct trace_ctx tctx = {};
+	struct ct_packet pkt = {};
+	struct iphdr *ip4;
+	int ret;
+
+	ret = ipv4_load(ctx, &ip4);
+	if (IS_DROP(ret))
+		return ret;
+	*src_label = stack_source_identity(ip4->saddr);
+
+	ret = ct_extract4(ctx, ip4, &pkt);
+	if (IS_DROP(ret))
+		return ret;
+	ret = ct_process4(&pkt, CT_INGRESS, *src_label, &tctx);
+	if (IS_DROP(ret))
+		return ret;
+
+	/* Ingress policy enforcement will slot in here. */
+
+	send_trace_notify(ctx, MONITOR_AGGREGATION, TRACE_TO_LXC, lxc_id(),
+			  *src_label, SECLABEL, lxc_id(), LXC_IFINDEX, &tctx);
+	update_metrics(ctx->len, METRIC_INGRESS, REASON_FORWARDED);
+	return TC_ACT_OK;
+}
+
+SEC("classifier/to-container")
+int cil_to_container(struct __sk_buff *ctx)
+{
+	__u32 src_label = 0;
+	int ret;
+
+	if (ctx->protocol != bpf_htons(ETH_P_IP))
+		return TC_ACT_OK;
+
+	ret = handle_ipv4_to_lxc(ctx, &src_label);
+	if (IS_DROP(ret))
+		return send_drop_notify(ctx, lxc_id(), src_label, SECLABEL,
+					LXC_ID, ret, METRIC_INGRESS);
+	return ret;
+}
+
+char __license[] SEC("license") = "Dual BSD/GPL";

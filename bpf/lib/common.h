@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * common.h - base definitions shared by every datapath object: kernel
+ * headers, tc verdicts, reserved identities, skb control-buffer slots and
+ * packet-access helpers.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#ifndef __always_inline
+#define __always_inline inline __attribute__((always_inline))
+#endif
+
+/* Reserved security identities (same numbers as Cilium). */
+#define HOST_ID		1
+#define WORLD_ID	2
+
+/*
+ * skb->cb[] slots carried across a tail call. The sender of a local
+ * delivery stores the source identity here for the receiver's policy
+ * program.
+ */
+#define CB_SRC_LABEL	0
+
+/* Identifiers of the source files that emit drop notifications. */
+enum source_file {
+	SOURCE_FILE_UNKNOWN = 0,
+	SOURCE_FILE_BPF_HOST = 1,
+	SOURCE_FILE_BPF_LXC = 2,
+};
+
+#define NSEC_PER_SEC	1000000000ULL
+
+/**
+ * ctx_pull - make the first @len bytes of the packet directly accessible
+ * @ctx: packet context
+ * @len: number of linear bytes needed from the start of the packet
+ *
+ * Returns true when skb->data + @len is within skb->data_end, pulling
+ * non-linear data into the linear area if needed.
+ */
+static __always_inline bool ctx_pull(struct __sk_buff *ctx, __u32 len)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+
+	if (data + len <= data_end)
+		return true;
+	if (len > ctx->len)
+		return false;
+	if (bpf_skb_pull_data(ctx, len) < 0)
+		return false;
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	return data + len <= data_end;
+}
+
+/**
+ * bpf_now_sec - CLOCK_MONOTONIC time in whole seconds
+ *
+ * bpf_ktime_get_ns() reads CLOCK_MONOTONIC, so user space can compare
+ * these values with clock_gettime(CLOCK_MONOTONIC).
+ */
+static __always_inline __u32 bpf_now_sec(void)
+{
+	return (__u32)(bpf_ktime_get_ns() / NSEC_PER_SEC);
+}

@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * layout.h - compile-time checks of the structures shared with user space.
+ *
+ * The Rust mirrors in crates/datapath/src/abi.rs assert the same sizes and
+ * offsets in their unit tests: a change here must be made there too, and
+ * either side fails its build or tests until both agree.
+ */
+#pragma once
+
+#include <stddef.h>
+
+#include "maps.h"
+#include "conntrack.h"
+#include "metrics.h"
+#include "trace.h"
+#include "drop.h"
+
+#define ASSERT_LAYOUT(type, size) \
+	_Static_assert(sizeof(type) == (size), #type " size changed: update abi.rs")
+#define ASSERT_OFFSET(type, field, off) \
+	_Static_assert(offsetof(type, field) == (off), \
+		       #type "." #field " moved: update abi.rs")
+
+ASSERT_LAYOUT(union macaddr, 8);
+
+ASSERT_LAYOUT(struct endpoint_key, 20);
+ASSERT_OFFSET(struct endpoint_key, family, 16);
+ASSERT_OFFSET(struct endpoint_key, key, 17);
+ASSERT_OFFSET(struct endpoint_key, cluster_id, 18);
+
+ASSERT_LAYOUT(struct endpoint_info, 44);
+ASSERT_OFFSET(struct endpoint_info, unused, 4);
+ASSERT_OFFSET(struct endpoint_info, lxc_id, 6);
+ASSERT_OFFSET(struct endpoint_info, flags, 8);
+ASSERT_OFFSET(struct endpoint_info, mac, 12);
+ASSERT_OFFSET(struct endpoint_info, node_mac, 20);
+ASSERT_OFFSET(struct endpoint_info, pad, 28);
+
+ASSERT_LAYOUT(struct ipv4_ct_tuple, 14);
+ASSERT_OFFSET(struct ipv4_ct_tuple, saddr, 4);
+ASSERT_OFFSET(struct ipv4_ct_tuple, dport, 8);
+ASSERT_OFFSET(struct ipv4_ct_tuple, sport, 10);
+ASSERT_OFFSET(struct ipv4_ct_tuple, nexthdr, 12);
+ASSERT_OFFSET(struct ipv4_ct_tuple, flags, 13);
+
+ASSERT_LAYOUT(struct ct_entry, 56);
+ASSERT_OFFSET(struct ct_entry, rx_bytes, 8);
+ASSERT_OFFSET(struct ct_entry, tx_packets, 16);
+ASSERT_OFFSET(struct ct_entry, tx_bytes, 24);
+ASSERT_OFFSET(struct ct_entry, lifetime, 32);
+ASSERT_OFFSET(struct ct_entry, rev_nat_index, 38);
+ASSERT_OFFSET(struct ct_entry, ifindex, 40);
+ASSERT_OFFSET(struct ct_entry, tx_flags_seen, 42);
+ASSERT_OFFSET(struct ct_entry, rx_flags_seen, 43);
+ASSERT_OFFSET(struct ct_entry, src_sec_id, 44);
+ASSERT_OFFSET(struct ct_entry, last_tx_report, 48);
+ASSERT_OFFSET(struct ct_entry, last_rx_report, 52);
+
+ASSERT_LAYOUT(struct metrics_key, 8);
+ASSERT_OFFSET(struct metrics_key, reserved, 2);
+ASSERT_LAYOUT(struct metrics_value, 16);
+
+ASSERT_LAYOUT(struct trace_notify, 48);
+ASSERT_OFFSET(struct trace_notify, len_orig, 8);
+ASSERT_OFFSET(struct trace_notify, len_cap, 12);
+ASSERT_OFFSET(struct trace_notify, version, 14);
+ASSERT_OFFSET(struct trace_notify, src_label, 16);
+ASSERT_OFFSET(struct trace_notify, dst_label, 20);
+ASSERT_OFFSET(struct trace_notify, dst_id, 24);
+ASSERT_OFFSET(struct trace_notify, reason, 26);
+ASSERT_OFFSET(struct trace_notify, flags, 27);
+ASSERT_OFFSET(struct trace_notify, ifindex, 28);
+ASSERT_OFFSET(struct trace_notify, orig_ip4, 32);
+
+ASSERT_LAYOUT(struct drop_notify, 36);
+ASSERT_OFFSET(struct drop_notify, src_label, 16);
+ASSERT_OFFSET(struct drop_notify, dst_label, 20);
+ASSERT_OFFSET(struct drop_notify, dst_id, 24);
+ASSERT_OFFSET(struct drop_notify, line, 28);
+ASSERT_OFFSET(struct drop_notify, file, 30);
+ASSERT_OFFSET(struct drop_notify, ext_error, 31);
+ASSERT_OFFSET(struct drop_notify, ifindex, 32);

@@ -1,0 +1,227 @@
+//! The agent's shared state and the operations the API exposes, free of HTTP.
+//!
+//! IPAM and the endpoint manager each sit behind their own mutex; operations that program the
+//! datapath run on blocking threads (the API layer uses `spawn_blocking`).
+
+use std::net::Ipv4Addr;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use cilium_api::models as api;
+use cilium_endpoint::{
+    EndpointError, EndpointManager, EndpointSelector, FileStore as EndpointFileStore,
+    InvalidRequest, NewEndpoint,
+};
+use cilium_ipam::{FileStore as IpamFileStore, HostScopeAllocator, IpamError, ROUTER_OWNER};
+
+use crate::config::AgentConfig;
+use crate::node_datapath::NodeDatapath;
+
+/// Identity given to endpoints until label-based identities exist (reserved:init).
+pub const PLACEHOLDER_IDENTITY: u32 = 5;
+pub const PLACEHOLDER_IDENTITY_LABELS: &[&str] = &["reserved:init"];
+
+pub type Ipam = HostScopeAllocator<IpamFileStore>;
+pub type Endpoints = EndpointManager<NodeDatapath, EndpointFileStore>;
+
+/// Failures of agent operations; the API layer maps each to an HTTP status.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error(transparent)]
+    InvalidRequest(#[from] InvalidRequest),
+    #[error(transparent)]
+    Endpoint(#[from] EndpointError),
+    #[error(transparent)]
+    Ipam(#[from] IpamError),
+    #[error("address family {family:?} is not supported (IPv4 only)")]
+    UnsupportedFamily { family: String },
+    #[error("{ip} is not in this node's pod CIDR {range}")]
+    AddressNotOurs { ip: Ipv4Addr, range: ipnet::Ipv4Net },
+}
+
+/// Everything the API handlers share.
+pub struct Agent {
+    pub config: AgentConfig,
+    pub attach_mode: String,
+    pub started: Instant,
+    pub ipam: Mutex<Ipam>,
+    pub endpoints: Mutex<Endpoints>,
+}
+
+impl Agent {
+    pub fn status(&self) -> api::StatusResponse {
+        let (alloc_range, allocated, capacity) = {
+            let ipam = self.ipam.lock().expect("ipam lock");
+            (ipam.range().to_string(), ipam.allocated(), ipam.capacity())
+        };
+        api::StatusResponse {
+            cilium: api::Status {
+                state: "Ok".into(),
+                msg: String::new(),
+            },
+            node_name: self.config.node_name.clone(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            datapath_mode: "veth".into(),
+            attach_mode: self.attach_mode.clone(),
+            ipam: api::IpamSummary {
+                alloc_range,
+                allocated,
+                capacity,
+            },
+            endpoints: self.endpoints.lock().expect("endpoints lock").len(),
+            bpf_root: self.config.bpf_root.display().to_string(),
+            uptime_seconds: self.started.elapsed().as_secs(),
+        }
+    }
+
+    pub fn daemon_config(&self) -> api::DaemonConfiguration {
+        let router = self.ipam.lock().expect("ipam lock").router();
+        api::DaemonConfiguration {
+            node_name: self.config.node_name.clone(),
+            pod_cidr: self.config.pod_cidr.to_string(),
+            router_ip: router.to_string(),
+            bpf_root: self.config.bpf_root.display().to_string(),
+            state_dir: self.config.state_dir.display().to_string(),
+            socket_path: self.config.socket.display().to_string(),
+            attach_mode: self.attach_mode.clone(),
+            datapath_mode: "veth".into(),
+            monitor_aggregation: self.config.monitor_aggregation.name().into(),
+        }
+    }
+
+    pub fn list_endpoints(&self) -> Vec<api::Endpoint> {
+        let endpoints = self.endpoints.lock().expect("endpoints lock");
+        endpoints.list().map(|ep| ep.to_api()).collect()
+    }
+
+    pub fn get_endpoint(&self, reference: &str) -> Result<api::Endpoint, AgentError> {
+        let selector: EndpointSelector = reference.parse()?;
+        let endpoints = self.endpoints.lock().expect("endpoints lock");
+        endpoints
+            .find(&selector)
+            .map(|ep| ep.to_api())
+            .ok_or_else(|| {
+                EndpointError::NotFound {
+                    selector: reference.to_string(),
+                }
+                .into()
+            })
+    }
+
+    /// `PUT /endpoint/{id}`: validates, makes sure the address is allocated to the container,
+    /// programs the datapath and records the endpoint.
+    pub fn put_endpoint(
+        &self,
+        reference: &str,
+        request: &api::EndpointChangeRequest,
+    ) -> Result<api::Endpoint, AgentError> {
+        let mut new = NewEndpoint::try_from(request)?;
+        if let EndpointSelector::Id(id) = reference.parse::<EndpointSelector>()? {
+            if id.0 != 0 {
+                new.id = Some(id);
+            }
+        }
+        self.claim_address(new.ipv4, &new.container_id)?;
+        let endpoint = self.endpoints.lock().expect("endpoints lock").create(new)?;
+        tracing::info!(
+            endpoint = %endpoint.id,
+            container = %endpoint.container_id,
+            ip = %endpoint.ipv4,
+            interface = %endpoint.host_ifname,
+            "endpoint created"
+        );
+        Ok(endpoint.to_api())
+    }
+
+    pub fn delete_endpoint(&self, reference: &str) -> Result<(), AgentError> {
+        let selector: EndpointSelector = reference.parse()?;
+        let removed = self
+            .endpoints
+            .lock()
+            .expect("endpoints lock")
+            .delete(&selector)?;
+        tracing::info!(endpoint = %removed.id, container = %removed.container_id, "endpoint deleted");
+        Ok(())
+    }
+
+    pub fn allocate_ip(&self, family: &str, owner: &str) -> Result<api::IpamResponse, AgentError> {
+        if !family.is_empty() && family != "ipv4" {
+            return Err(AgentError::UnsupportedFamily {
+                family: family.to_string(),
+            });
+        }
+        let mut ipam = self.ipam.lock().expect("ipam lock");
+        let ip = ipam.allocate_next(owner)?;
+        tracing::info!(%ip, owner, "address allocated");
+        let range = ipam.range().to_string();
+        let router = ipam.router().to_string();
+        Ok(api::IpamResponse {
+            address: api::AddressPair {
+                ipv4: ip.to_string(),
+                ..Default::default()
+            },
+            ipv4: api::IpamAddressResponse {
+                ip: ip.to_string(),
+                gateway: router.clone(),
+                cidrs: vec![range.clone()],
+                expiration_uuid: String::new(),
+            },
+            host_addressing: api::NodeAddressing {
+                ipv4: api::NodeAddressingElement {
+                    enabled: true,
+                    ip: router,
+                    alloc_range: range,
+                },
+            },
+        })
+    }
+
+    /// `DELETE /ipam/{ip}` or `DELETE /ipam/owner:{owner}`.
+    pub fn release_ip(&self, what: &str) -> Result<(), AgentError> {
+        let mut ipam = self.ipam.lock().expect("ipam lock");
+        match what.strip_prefix("owner:") {
+            Some(owner) => {
+                let ip = ipam.release_owner(owner)?;
+                tracing::info!(%ip, owner, "address released");
+            }
+            None => {
+                let ip: Ipv4Addr = what.parse().map_err(|_| InvalidRequest::Ipv4 {
+                    value: what.to_string(),
+                })?;
+                let owner = ipam.release(ip)?;
+                tracing::info!(%ip, owner, "address released");
+            }
+        }
+        Ok(())
+    }
+
+    pub fn ipam_status(&self) -> api::IpamStatus {
+        let ipam = self.ipam.lock().expect("ipam lock");
+        api::IpamStatus {
+            alloc_range: ipam.range().to_string(),
+            router_ip: ipam.router().to_string(),
+            allocations: ipam
+                .allocations()
+                .iter()
+                .map(|(ip, owner)| (ip.to_string(), owner.clone()))
+                .collect(),
+        }
+    }
+
+    /// The endpoint's address must be ours and belong to its container; an address not yet
+    /// allocated (an endpoint created without the IPAM call) is allocated now.
+    fn claim_address(&self, ip: Ipv4Addr, container_id: &str) -> Result<(), AgentError> {
+        let mut ipam = self.ipam.lock().expect("ipam lock");
+        if !ipam.range().contains(&ip) {
+            return Err(AgentError::AddressNotOurs {
+                ip,
+                range: ipam.range(),
+            });
+        }
+        match ipam.allocations().get(&ip) {
+            Some(owner) if owner == container_id => Ok(()),
+            Some(owner) if owner == ROUTER_OWNER => Err(IpamError::Reserved { ip }.into()),
+            _ => Ok(ipam.allocate_specific(ip, container_id)?),
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! The REST API on the agent's unix socket, with Cilium's paths under `/v1`.
+//!
+//! Handlers are thin: they move the work to a blocking thread (datapath programming does
+//! syscalls) and map [`AgentError`] to the status codes Cilium's API documents.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use cilium_api::models::{ApiError, EndpointChangeRequest};
+use cilium_endpoint::EndpointError;
+use cilium_ipam::IpamError;
+
+use crate::agent::{Agent, AgentError};
+
+/// Builds the `/v1` router.
+pub fn router(agent: Arc<Agent>) -> Router {
+    Router::new()
+        .route("/v1/healthz", get(healthz))
+        .route("/v1/config", get(config))
+        .route("/v1/endpoint", get(list_endpoints))
+        .route(
+            "/v1/endpoint/{id}",
+            get(get_endpoint).put(put_endpoint).delete(delete_endpoint),
+        )
+        .route("/v1/ipam", get(ipam_status).post(allocate_ip))
+        .route("/v1/ipam/{ip}", post(reject_specific).delete(release_ip))
+        .with_state(agent)
+}
+
+async fn healthz(State(agent): State<Arc<Agent>>) -> Response {
+    Json(agent.status()).into_response()
+}
+
+async fn config(State(agent): State<Arc<Agent>>) -> Response {
+    Json(agent.daemon_config()).into_response()
+}
+
+async fn list_endpoints(State(agent): State<Arc<Agent>>) -> Response {
+    Json(agent.list_endpoints()).into_response()
+}
+
+async fn get_endpoint(State(agent): State<Arc<Agent>>, Path(id): Path<String>) -> Response {
+    blocking(move || agent.get_endpoint(&id).map(Json), StatusCode::OK).await
+}
+
+async fn put_endpoint(
+    State(agent): State<Arc<Agent>>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let request: EndpointChangeRequest = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(e) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                format!("invalid EndpointChangeRequest: {e}"),
+            )
+        }
+    };
+    blocking(
+        move || agent.put_endpoint(&id, &request).map(Json),
+        StatusCode::CREATED,
+    )
+    .await
+}
+
+async fn delete_endpoint(State(agent): State<Arc<Agent>>, Path(id): Path<String>) -> Response {
+    blocking(
+        move || {
+            agent
+                .delete_endpoint(&id)
+                .map(|()| Json(serde_json::Value::Null))
+        },
+        StatusCode::OK,
+    )
+    .await
+}
+
+async fn ipam_status(State(agent): State<Arc<Agent>>) -> Response {
+    Json(agent.ipam_status()).into_response()
+}
+
+async fn allocate_ip(
+    State(agent): State<Arc<Agent>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let family = query.get("family").cloned().unwrap_or_default();
+    let owner = query.get("owner").cloned().unwrap_or_default();
+    blocking(
+        move || agent.allocate_ip(&family, &owner).map(Json),
+        StatusCode::CREATED,
+    )
+    .await
+}
+
+async fn reject_specific() -> Response {
+    error_response(
+        StatusCode::NOT_IMPLEMENTED,
+        "allocating a chosen address is not supported; use POST /v1/ipam".into(),
+    )
+}
+
+async fn release_ip(State(agent): State<Arc<Agent>>, Path(ip): Path<String>) -> Response {
+    blocking(
+        move || {
+            agent
+                .release_ip(&ip)
+                .map(|()| Json(serde_json::Value::Null))
+        },
+        StatusCode::OK,
+    )
+    .await
+}
+
+/// Runs `work` on a blocking thread and turns its result into a response.
+async fn blocking<T: IntoResponse + Send + 'static>(
+    work: impl FnOnce() -> Result<T, AgentError> + Send + 'static,
+    success: StatusCode,
+) -> Response {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(Ok(body)) => (success, body).into_response(),
+        Ok(Err(error)) => {
+            let status = status_of(&error);
+            if status.is_server_error() {
+                tracing::warn!(error = %chain(&error), "API request failed");
+            }
+            error_response(status, chain(&error))
+        }
+        Err(join) => error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("request handler failed: {join}"),
+        ),
+    }
+}
+
+fn status_of(error: &AgentError) -> StatusCode {
+    match error {
+        AgentError::InvalidRequest(_) | AgentError::AddressNotOurs { .. } => {
+            StatusCode::BAD_REQUEST
+        }
+        AgentError::UnsupportedFamily { .. } => StatusCode::NOT_IMPLEMENTED,
+        AgentError::Endpoint(e) => match e {
+            EndpointError::NotFound { .. } => StatusCode::NOT_FOUND,
+            EndpointError::IdInUse { .. } | EndpointError::AddressInUse { .. } => {
+                StatusCode::CONFLICT
+            }
+            EndpointError::IdsExhausted => StatusCode::TOO_MANY_REQUESTS,
+            EndpointError::Datapath { .. } | EndpointError::Store { .. } => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        },
+        AgentError::Ipam(e) => match e {
+            IpamError::NotAllocated { .. } => StatusCode::NOT_FOUND,
+            IpamError::InUse { .. } | IpamError::Reserved { .. } => StatusCode::CONFLICT,
+            IpamError::OutOfRange { .. } | IpamError::EmptyOwner => StatusCode::BAD_REQUEST,
+            IpamError::Exhausted { .. } => StatusCode::BAD_GATEWAY,
+            IpamError::RangeTooSmall { .. }
+            | IpamError::RangeChanged { .. }
+            | IpamError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        },
+    }
+}
+
+fn error_response(status: StatusCode, error: String) -> Response {
+    (status, Json(ApiError { error })).into_response()
+}
+
+/// An error and all its sources, `: `-separated, for API answers and logs.
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
+}

@@ -1,0 +1,203 @@
+//! Command-line grammar of `cilium`: global options (agent socket, bpffs root, output format)
+//! and the command tree, modelled on cilium-dbg.
+
+use std::path::PathBuf;
+
+use cilium_api::paths::AGENT_SOCKET_ENV;
+use cilium_monitor::EventKind;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Environment variable naming the agent's bpffs root (overrides `GET /v1/config`).
+pub const BPF_ROOT_ENV: &str = "CILIUM_BPF_ROOT";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cilium",
+    version,
+    about = "Inspect and debug a running Cilium agent",
+    propagate_version = true
+)]
+pub struct Cli {
+    /// Agent API socket: `unix:///path/to/cilium.sock` or a plain path
+    /// [default: /var/run/cilium/cilium.sock]
+    #[arg(short = 'H', long = "host", env = AGENT_SOCKET_ENV, global = true, value_name = "URI")]
+    pub host: Option<String>,
+
+    /// Output format
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_enum,
+        default_value_t,
+        global = true
+    )]
+    pub output: OutputFormat,
+
+    /// Agent's bpffs directory (maps are under `<root>/tc/globals/`); asked from the agent
+    /// when not given
+    #[arg(long = "bpf-root", env = BPF_ROOT_ENV, global = true, value_name = "DIR")]
+    pub bpf_root: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Human-readable tables and lines
+    #[default]
+    Text,
+    /// JSON (one object per line for `monitor`)
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show the agent's health and configuration summary
+    Status,
+    /// Manage endpoints
+    #[command(subcommand)]
+    Endpoint(EndpointCommand),
+    /// Inspect the agent's BPF maps directly
+    #[command(subcommand)]
+    Bpf(BpfCommand),
+    /// Print datapath trace and drop events as they happen
+    Monitor(MonitorArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EndpointCommand {
+    /// List all endpoints
+    #[command(visible_alias = "ls")]
+    List,
+    /// Show one endpoint as JSON
+    Get {
+        /// Endpoint ID, or `[prefix:]id` such as `container-id:3f2a…`
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BpfCommand {
+    /// Local endpoint map (`cilium_lxc`)
+    #[command(subcommand)]
+    Endpoint(ListOnly),
+    /// Connection tracking tables
+    #[command(subcommand)]
+    Ct(CtCommand),
+    /// Datapath forward/drop counters (`cilium_metrics`)
+    #[command(subcommand)]
+    Metrics(ListOnly),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ListOnly {
+    /// List all entries
+    #[command(visible_alias = "ls")]
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CtCommand {
+    /// List connection tracking entries
+    #[command(visible_alias = "ls")]
+    List {
+        /// Which table: only the node-wide `global` tables exist
+        #[arg(value_enum)]
+        scope: CtScope,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CtScope {
+    Global,
+}
+
+#[derive(Debug, Args)]
+pub struct MonitorArgs {
+    /// Show only these event types (repeatable): drop, trace, debug, capture, l7, agent,
+    /// policy-verdict, trace-sock
+    #[arg(short = 't', long = "type", value_name = "TYPE")]
+    pub types: Vec<EventKind>,
+    /// Show each event's metadata and decoded packet layers
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+    /// Only events emitted by or delivered to this endpoint
+    #[arg(long, value_name = "EPID")]
+    pub related_to: Option<u16>,
+    /// Only events emitted by this endpoint
+    #[arg(long, value_name = "EPID")]
+    pub from: Option<u16>,
+    /// Only events delivered to this endpoint
+    #[arg(long, value_name = "EPID")]
+    pub to: Option<u16>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{args:?} should parse: {e}"))
+    }
+
+    #[test]
+    fn global_options_work_after_the_subcommand() {
+        let cli = parse(&[
+            "cilium",
+            "endpoint",
+            "list",
+            "-o",
+            "json",
+            "-H",
+            "/tmp/a.sock",
+        ]);
+        assert_eq!(cli.output, OutputFormat::Json);
+        assert_eq!(cli.host.as_deref(), Some("/tmp/a.sock"));
+        assert!(matches!(
+            cli.command,
+            Command::Endpoint(EndpointCommand::List)
+        ));
+    }
+
+    #[test]
+    fn monitor_flags() {
+        let cli = parse(&[
+            "cilium",
+            "monitor",
+            "-t",
+            "drop",
+            "-t",
+            "trace",
+            "-v",
+            "--related-to",
+            "212",
+        ]);
+        let Command::Monitor(args) = cli.command else {
+            panic!("expected monitor, got {:?}", cli.command)
+        };
+        assert_eq!(args.types, vec![EventKind::Drop, EventKind::Trace]);
+        assert!(args.verbose);
+        assert_eq!(args.related_to, Some(212));
+        let err = Cli::try_parse_from(["cilium", "monitor", "-t", "drops"]).unwrap_err();
+        assert!(err.to_string().contains("unknown event type"), "{err}");
+    }
+
+    #[test]
+    fn ct_list_needs_a_known_scope() {
+        let cli = parse(&["cilium", "bpf", "ct", "list", "global"]);
+        assert!(matches!(
+            cli.command,
+            Command::Bpf(BpfCommand::Ct(CtCommand::List {
+                scope: CtScope::Global
+            }))
+        ));
+        assert!(Cli::try_parse_from(["cilium", "bpf", "ct", "list", "42"]).is_err());
+    }
+
+    #[test]
+    fn command_tree_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

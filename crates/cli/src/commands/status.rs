@@ -1,0 +1,136 @@
+//! `cilium status`: the agent's health and a summary of its configuration.
+
+use std::path::PathBuf;
+
+use cilium_api::models::StatusResponse;
+use cilium_api::ClientError;
+
+use crate::cli::OutputFormat;
+use crate::output::{self, OutputError, Table};
+use crate::target::AgentTarget;
+
+/// Errors of `cilium status`.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    #[error("agent status unavailable")]
+    Unreachable {
+        #[source]
+        source: ClientError,
+    },
+    #[error("agent at {} reports {state}", socket.display())]
+    Unhealthy { socket: PathBuf, state: String },
+    #[error("cannot print the status")]
+    Output {
+        #[source]
+        source: OutputError,
+    },
+}
+
+pub fn run(target: &AgentTarget, format: OutputFormat) -> Result<(), StatusError> {
+    let print = |text: &str| output::print(text).map_err(|source| StatusError::Output { source });
+    let status = match target.client().healthz() {
+        Ok(status) => status,
+        Err(source) => {
+            let reason = match &source {
+                ClientError::Connect { .. } => {
+                    format!("cannot reach agent at {}", target.socket().display())
+                }
+                other => other.to_string(),
+            };
+            if format == OutputFormat::Text {
+                let mut table = Table::new();
+                table.row(["Cilium:", &format!("Failure   {reason}")]);
+                print(&table.render())?;
+            }
+            return Err(StatusError::Unreachable { source });
+        }
+    };
+    match format {
+        OutputFormat::Json => print(&output::json(&status))?,
+        OutputFormat::Text => print(&render(&status))?,
+    }
+    match status.cilium.state.as_str() {
+        "Ok" | "Warning" => Ok(()),
+        state => Err(StatusError::Unhealthy {
+            socket: target.socket().to_path_buf(),
+            state: state.to_string(),
+        }),
+    }
+}
+
+/// The text form: one `Key:   value` line per fact, aligned like cilium-dbg.
+fn render(status: &StatusResponse) -> String {
+    let mut health = format!("{}   {}", status.cilium.state, status.version);
+    if !status.cilium.msg.is_empty() {
+        health.push_str("   ");
+        health.push_str(&status.cilium.msg);
+    }
+    let ipam = &status.ipam;
+    let mut table = Table::new();
+    table.row(["Cilium:".to_string(), health]);
+    table.row(["Node:".to_string(), status.node_name.clone()]);
+    table.row([
+        "Routing:".to_string(),
+        format!("Network: {}", status.datapath_mode),
+    ]);
+    table.row(["Attach Mode:".to_string(), status.attach_mode.clone()]);
+    table.row([
+        "IPAM:".to_string(),
+        format!(
+            "IPv4: {}/{} allocated from {}",
+            ipam.allocated, ipam.capacity, ipam.alloc_range
+        ),
+    ]);
+    table.row(["Endpoints:".to_string(), status.endpoints.to_string()]);
+    table.row(["BPF Root:".to_string(), status.bpf_root.clone()]);
+    table.row(["Uptime:".to_string(), format_uptime(status.uptime_seconds)]);
+    table.render()
+}
+
+fn format_uptime(seconds: u64) -> String {
+    let (h, m, s) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
+    match (h, m) {
+        (0, 0) => format!("{s}s"),
+        (0, _) => format!("{m}m{s}s"),
+        _ => format!("{h}h{m}m{s}s"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cilium_api::models::{IpamSummary, Status};
+
+    #[test]
+    fn text_status_reads_like_cilium_dbg() {
+        let status = StatusResponse {
+            cilium: Status {
+                state: "Ok".into(),
+                msg: String::new(),
+            },
+            node_name: "node-1".into(),
+            version: "0.1.0".into(),
+            datapath_mode: "Tunnel".into(),
+            attach_mode: "TCX".into(),
+            ipam: IpamSummary {
+                alloc_range: "10.0.1.0/24".into(),
+                allocated: 2,
+                capacity: 254,
+            },
+            endpoints: 3,
+            bpf_root: "/sys/fs/bpf/cilium-node-1".into(),
+            uptime_seconds: 3725,
+        };
+        assert_eq!(
+            render(&status),
+            "Cilium:        Ok   0.1.0\n\
+             Node:          node-1\n\
+             Routing:       Network: Tunnel\n\
+             Attach Mode:   TCX\n\
+             IPAM:          IPv4: 2/254 allocated from 10.0.1.0/24\n\
+             Endpoints:     3\n\
+             BPF Root:      /sys/fs/bpf/cilium-node-1\n\
+             Uptime:        1h2m5s\n"
+        );
+    }
+}

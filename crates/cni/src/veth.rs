@@ -1,0 +1,94 @@
+//! Pod plumbing: a veth pair whose host end stays in the node's namespace and whose other
+//! end becomes the pod's interface, with the pod's /32, a link route to the gateway and a
+//! default route through it.
+
+use std::net::Ipv4Addr;
+
+use cilium_netlink::{Link, NetNs, Netlink, NetlinkError, Route};
+use ipnet::Ipv4Net;
+
+use crate::endpoint_request::PlumbedPod;
+use crate::naming::VethNames;
+
+/// Addressing handed out by the agent, and the MTU to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PodAddressing {
+    pub ip: Ipv4Addr,
+    pub gateway: Ipv4Addr,
+    pub mtu: u32,
+}
+
+/// Creates and configures the veth pair. On error the caller deletes the host end (which
+/// removes both ends wherever the peer is).
+pub fn plumb(
+    host: &Netlink,
+    pod: &Netlink,
+    pod_ns: &NetNs,
+    names: &VethNames,
+    ifname: &str,
+    addressing: &PodAddressing,
+) -> Result<PlumbedPod, NetlinkError> {
+    host.create_veth(&names.host, &names.temp_peer)?;
+    host.set_mtu(&names.host, addressing.mtu)?;
+    host.set_mtu(&names.temp_peer, addressing.mtu)?;
+    host.move_link_to_netns(&names.temp_peer, pod_ns)?;
+
+    pod.rename_link(&names.temp_peer, ifname)?;
+    pod.set_link_up("lo")?;
+    pod.set_link_up(ifname)?;
+    pod.add_address(ifname, addressing.ip, 32)?;
+    for route in pod_routes(ifname, addressing.gateway) {
+        pod.add_route(&route)?;
+    }
+    host.set_link_up(&names.host)?;
+
+    let host_link = read_back(host, &names.host)?;
+    let pod_link = read_back(pod, ifname)?;
+    Ok(PlumbedPod {
+        host: host_link,
+        pod_mac: pod_link.mac,
+        ip: addressing.ip,
+        gateway: addressing.gateway,
+    })
+}
+
+/// The pod's routes: the gateway is on-link, and everything else goes through it.
+pub fn pod_routes(ifname: &str, gateway: Ipv4Addr) -> [Route; 2] {
+    [
+        Route {
+            dst: Ipv4Net::from(gateway),
+            gateway: None,
+            dev: ifname.into(),
+            scope_link: true,
+            onlink: false,
+        },
+        Route {
+            dst: Ipv4Net::default(),
+            gateway: Some(gateway),
+            dev: ifname.into(),
+            scope_link: false,
+            onlink: false,
+        },
+    ]
+}
+
+fn read_back(netlink: &Netlink, name: &str) -> Result<Link, NetlinkError> {
+    netlink
+        .link_by_name(name)?
+        .ok_or_else(|| NetlinkError::NoSuchLink {
+            operation: "read back configured link",
+            name: name.into(),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_gateway_is_on_link_and_the_default_route() {
+        let [link, default] = pod_routes("eth0", Ipv4Addr::new(10, 0, 0, 1));
+        assert_eq!(link.to_string(), "10.0.0.1/32 dev eth0 scope link");
+        assert_eq!(default.to_string(), "0.0.0.0/0 via 10.0.0.1 dev eth0");
+    }
+}

@@ -1,0 +1,454 @@
+//! Rust mirrors of the C structures shared with `bpf/` (map keys and values,
+//! notification records) and the map names and flag values that go with them.
+//!
+//! Every mirror is `#[repr(C)]` (or `packed` where the C struct is), names its
+//! C counterpart in its doc line, and has a layout test. `bpf/lib/layout.h`
+//! asserts the same sizes and offsets at compile time on the C side, so a
+//! change on either side fails the build or `cargo test` until both agree.
+
+use std::net::Ipv4Addr;
+
+/// Directory under the bpffs root holding the node-wide pinned maps.
+pub const GLOBALS_DIR: &str = "tc/globals";
+/// Directory under the bpffs root holding per-endpoint pinned links.
+pub const ENDPOINTS_DIR: &str = "endpoints";
+
+/// Name of the local endpoint map (`bpf/lib/maps.h`).
+pub const LXC_MAP: &str = "cilium_lxc";
+/// Name of the policy program array indexed by endpoint id (`bpf/lib/maps.h`).
+pub const CALL_POLICY_MAP: &str = "cilium_call_policy";
+/// Name of the TCP conntrack map (`bpf/lib/conntrack.h`).
+pub const CT_TCP4_MAP: &str = "cilium_ct4_global";
+/// Name of the non-TCP conntrack map (`bpf/lib/conntrack.h`).
+pub const CT_ANY4_MAP: &str = "cilium_ct_any4_global";
+/// Name of the per-CPU metrics map (`bpf/lib/metrics.h`).
+pub const METRICS_MAP: &str = "cilium_metrics";
+/// Name of the notification ring buffer (`bpf/lib/events.h`).
+pub const EVENTS_MAP: &str = "cilium_events";
+
+/// `ENDPOINTS_MAP_SIZE`: capacity of `cilium_lxc`.
+pub const ENDPOINTS_MAP_SIZE: u32 = 65535;
+/// `POLICY_PROG_MAP_SIZE`: endpoint ids must be below this.
+pub const POLICY_PROG_MAP_SIZE: u32 = 4096;
+/// `CT_MAP_SIZE_TCP`: default capacity of `cilium_ct4_global`.
+pub const CT_MAP_SIZE_TCP: u32 = 524_288;
+/// `CT_MAP_SIZE_ANY`: default capacity of `cilium_ct_any4_global`.
+pub const CT_MAP_SIZE_ANY: u32 = 262_144;
+
+/// `ENDPOINT_KEY_IPV4`: `endpoint_key.family` of an IPv4 key.
+pub const ENDPOINT_KEY_IPV4: u8 = 1;
+/// `ENDPOINT_F_HOST`: the address belongs to the host (router IP).
+pub const ENDPOINT_F_HOST: u32 = 1;
+
+/// `TUPLE_F_OUT`: conntrack entry created on egress from an endpoint.
+pub const TUPLE_F_OUT: u8 = 0;
+/// `TUPLE_F_IN`: conntrack entry created on ingress to an endpoint.
+pub const TUPLE_F_IN: u8 = 1;
+/// `TUPLE_F_RELATED`: entry for related traffic.
+pub const TUPLE_F_RELATED: u8 = 2;
+/// `TUPLE_F_SERVICE`: service (load-balancer) entry.
+pub const TUPLE_F_SERVICE: u8 = 4;
+
+/// `ct_entry` flag bit: the reply direction saw FIN or RST.
+pub const CT_F_RX_CLOSING: u16 = 1 << 0;
+/// `ct_entry` flag bit: the original direction saw FIN or RST.
+pub const CT_F_TX_CLOSING: u16 = 1 << 1;
+/// `ct_entry` flag bit: a TCP packet without SYN was seen.
+pub const CT_F_SEEN_NON_SYN: u16 = 1 << 4;
+
+/// `TRACE_PAYLOAD_LEN`: bytes of packet copied after a notification.
+pub const TRACE_PAYLOAD_LEN: usize = 128;
+/// `CILIUM_NOTIFY_DROP`: type of a drop notification.
+pub const CILIUM_NOTIFY_DROP: u8 = 1;
+/// `CILIUM_NOTIFY_TRACE`: type of a trace notification.
+pub const CILIUM_NOTIFY_TRACE: u8 = 4;
+/// `NOTIFY_TRACE_VER`: layout version of [`TraceNotify`].
+pub const NOTIFY_TRACE_VER: u16 = 1;
+/// `NOTIFY_DROP_VER`: layout version of [`DropNotify`].
+pub const NOTIFY_DROP_VER: u16 = 1;
+
+/// `TRACE_AGGREGATE_NONE`: trace every packet at every observation point.
+pub const TRACE_AGGREGATE_NONE: u32 = 0;
+/// `TRACE_AGGREGATE_RX`: never trace `from-*` observation points.
+pub const TRACE_AGGREGATE_RX: u32 = 1;
+/// `TRACE_AGGREGATE_ACTIVE_CT`: Cilium's default "medium" aggregation.
+pub const TRACE_AGGREGATE_ACTIVE_CT: u32 = 3;
+
+/// `union macaddr`: a MAC address padded to 8 bytes.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MacAddr {
+    /// The six address bytes.
+    pub addr: [u8; 6],
+    /// Padding to the union's 8-byte size.
+    pub pad: [u8; 2],
+}
+
+impl MacAddr {
+    /// Wraps a six-byte address.
+    pub fn new(addr: [u8; 6]) -> Self {
+        Self { addr, pad: [0; 2] }
+    }
+}
+
+/// `struct endpoint_key` (`bpf/lib/maps.h`): key of `cilium_lxc`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EndpointKey {
+    /// `union { ip4 | ip6 }`: an IPv4 address uses the first four bytes.
+    pub ip: [u8; 16],
+    /// `ENDPOINT_KEY_IPV4` or `ENDPOINT_KEY_IPV6`.
+    pub family: u8,
+    /// IPsec key index (unused here).
+    pub key: u8,
+    /// Cluster id (0 = local cluster).
+    pub cluster_id: u8,
+    /// Padding.
+    pub pad: u8,
+}
+
+impl EndpointKey {
+    /// The key for an IPv4 address.
+    pub fn ipv4(ip: Ipv4Addr) -> Self {
+        let mut bytes = [0u8; 16];
+        bytes[..4].copy_from_slice(&ip.octets());
+        Self {
+            ip: bytes,
+            family: ENDPOINT_KEY_IPV4,
+            ..Self::default()
+        }
+    }
+
+    /// The IPv4 address, when this is an IPv4 key.
+    pub fn ipv4_addr(&self) -> Option<Ipv4Addr> {
+        (self.family == ENDPOINT_KEY_IPV4)
+            .then(|| Ipv4Addr::new(self.ip[0], self.ip[1], self.ip[2], self.ip[3]))
+    }
+}
+
+/// `struct endpoint_info` (`bpf/lib/maps.h`): value of `cilium_lxc`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EndpointInfo {
+    /// ifindex of the endpoint's host-side veth.
+    pub ifindex: u32,
+    /// Unused (was the security label).
+    pub unused: u16,
+    /// Endpoint id, index into `cilium_call_policy`.
+    pub lxc_id: u16,
+    /// `ENDPOINT_F_*` flags.
+    pub flags: u32,
+    /// MAC of the pod-side interface.
+    pub mac: MacAddr,
+    /// MAC of the host-side veth.
+    pub node_mac: MacAddr,
+    /// Padding.
+    pub pad: [u32; 4],
+}
+
+/// `struct ipv4_ct_tuple` (`bpf/lib/conntrack.h`, packed): conntrack key.
+///
+/// Addresses and ports are in network byte order, as the creating packet
+/// carried them (see the key convention in `conntrack.h`).
+#[repr(C, packed)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Ipv4CtTuple {
+    /// Destination address of the creating packet.
+    pub daddr: [u8; 4],
+    /// Source address of the creating packet.
+    pub saddr: [u8; 4],
+    /// Destination port (network order), or ICMP echo id of a reply.
+    pub dport: u16,
+    /// Source port (network order), or ICMP echo id of a request.
+    pub sport: u16,
+    /// IP protocol number.
+    pub nexthdr: u8,
+    /// `TUPLE_F_*` flags.
+    pub flags: u8,
+}
+
+impl Ipv4CtTuple {
+    /// Source address.
+    pub fn source(&self) -> Ipv4Addr {
+        Ipv4Addr::from(self.saddr)
+    }
+
+    /// Destination address.
+    pub fn destination(&self) -> Ipv4Addr {
+        Ipv4Addr::from(self.daddr)
+    }
+
+    /// Source port in host byte order.
+    pub fn source_port(&self) -> u16 {
+        u16::from_be(self.sport)
+    }
+
+    /// Destination port in host byte order.
+    pub fn destination_port(&self) -> u16 {
+        u16::from_be(self.dport)
+    }
+}
+
+/// `struct ct_entry` (`bpf/lib/conntrack.h`, Cilium 1.14–1.15 layout):
+/// conntrack value.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CtEntry {
+    /// Packets in the reply direction.
+    pub rx_packets: u64,
+    /// Bytes in the reply direction.
+    pub rx_bytes: u64,
+    /// Packets in the original direction.
+    pub tx_packets: u64,
+    /// Bytes in the original direction.
+    pub tx_bytes: u64,
+    /// Expiry, in CLOCK_MONOTONIC seconds.
+    pub lifetime: u32,
+    /// Bitfield word: `CT_F_*`.
+    pub flags: u16,
+    /// Reverse NAT index (0 = none).
+    pub rev_nat_index: u16,
+    /// ifindex (unused here).
+    pub ifindex: u16,
+    /// TCP flags seen in the original direction.
+    pub tx_flags_seen: u8,
+    /// TCP flags seen in the reply direction.
+    pub rx_flags_seen: u8,
+    /// Security identity of the connection's source.
+    pub src_sec_id: u32,
+    /// Last trace report of the original direction (monotonic seconds).
+    pub last_tx_report: u32,
+    /// Last trace report of the reply direction (monotonic seconds).
+    pub last_rx_report: u32,
+}
+
+/// `struct metrics_key` (`bpf/lib/metrics.h`): key of `cilium_metrics`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MetricsKey {
+    /// 0 = forwarded, otherwise the positive drop code.
+    pub reason: u8,
+    /// Bitfield byte: direction in the low two bits (1 ingress, 2 egress, 3 service).
+    pub dir: u8,
+    /// Reserved.
+    pub reserved: [u16; 3],
+}
+
+impl MetricsKey {
+    /// The traffic direction (low two bits of the bitfield byte).
+    pub fn direction(&self) -> u8 {
+        self.dir & 0b11
+    }
+}
+
+/// `struct metrics_value` (`bpf/lib/metrics.h`): one CPU's counters.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MetricsValue {
+    /// Packets.
+    pub count: u64,
+    /// Bytes.
+    pub bytes: u64,
+}
+
+/// `NOTIFY_CAPTURE_HDR` (`bpf/lib/events.h`): header of every notification.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NotifyCaptureHdr {
+    /// `CILIUM_NOTIFY_*`.
+    pub kind: u8,
+    /// Observation point (trace) or drop reason (drop).
+    pub subtype: u8,
+    /// Endpoint id of the reporting program.
+    pub source: u16,
+    /// Flow hash of the packet.
+    pub hash: u32,
+    /// Length of the packet.
+    pub len_orig: u32,
+    /// Bytes of the packet captured after the record.
+    pub len_cap: u16,
+    /// Layout version of the record.
+    pub version: u16,
+}
+
+/// `struct trace_notify` (`bpf/lib/trace.h`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TraceNotify {
+    /// Common header.
+    pub hdr: NotifyCaptureHdr,
+    /// Source security identity.
+    pub src_label: u32,
+    /// Destination security identity (0 = unknown).
+    pub dst_label: u32,
+    /// Destination endpoint id (0 = none).
+    pub dst_id: u16,
+    /// Trace reason (connection tracking state).
+    pub reason: u8,
+    /// Flags (none defined for IPv4 yet).
+    pub flags: u8,
+    /// Interface the packet goes to (0 = unknown).
+    pub ifindex: u32,
+    /// `union { orig_ip4 | orig_ip6 }`: address before translation.
+    pub orig_ip: [u8; 16],
+}
+
+/// `struct drop_notify` (`bpf/lib/drop.h`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DropNotify {
+    /// Common header.
+    pub hdr: NotifyCaptureHdr,
+    /// Source security identity (0 = unknown).
+    pub src_label: u32,
+    /// Destination security identity (0 = unknown).
+    pub dst_label: u32,
+    /// Destination endpoint id (0 = unknown).
+    pub dst_id: u32,
+    /// Source line of the drop.
+    pub line: u16,
+    /// Source file id of the drop.
+    pub file: u8,
+    /// Extended error (0 = none).
+    pub ext_error: i8,
+    /// Interface the packet was seen on.
+    pub ifindex: u32,
+}
+
+// SAFETY: all mirrors are `#[repr(C)]` (or packed) structs of integers and
+// integer arrays, laid out without implicit padding (checked by the layout
+// tests below), so every bit pattern is a valid value.
+unsafe impl aya::Pod for MacAddr {}
+// SAFETY: see above.
+unsafe impl aya::Pod for EndpointKey {}
+// SAFETY: see above.
+unsafe impl aya::Pod for EndpointInfo {}
+// SAFETY: see above.
+unsafe impl aya::Pod for Ipv4CtTuple {}
+// SAFETY: see above.
+unsafe impl aya::Pod for CtEntry {}
+// SAFETY: see above.
+unsafe impl aya::Pod for MetricsKey {}
+// SAFETY: see above.
+unsafe impl aya::Pod for MetricsValue {}
+// SAFETY: see above.
+unsafe impl aya::Pod for NotifyCaptureHdr {}
+// SAFETY: see above.
+unsafe impl aya::Pod for TraceNotify {}
+// SAFETY: see above.
+unsafe impl aya::Pod for DropNotify {}
+
+#[cfg(test)]
+mod tests {
+    use std::mem::{offset_of, size_of};
+
+    use super::*;
+
+    #[test]
+    fn endpoint_key_matches_c() {
+        assert_eq!(size_of::<EndpointKey>(), 20);
+        assert_eq!(offset_of!(EndpointKey, ip), 0);
+        assert_eq!(offset_of!(EndpointKey, family), 16);
+        assert_eq!(offset_of!(EndpointKey, key), 17);
+        assert_eq!(offset_of!(EndpointKey, cluster_id), 18);
+        assert_eq!(offset_of!(EndpointKey, pad), 19);
+    }
+
+    #[test]
+    fn endpoint_info_matches_c() {
+        assert_eq!(size_of::<MacAddr>(), 8);
+        assert_eq!(size_of::<EndpointInfo>(), 44);
+        assert_eq!(offset_of!(EndpointInfo, ifindex), 0);
+        assert_eq!(offset_of!(EndpointInfo, unused), 4);
+        assert_eq!(offset_of!(EndpointInfo, lxc_id), 6);
+        assert_eq!(offset_of!(EndpointInfo, flags), 8);
+        assert_eq!(offset_of!(EndpointInfo, mac), 12);
+        assert_eq!(offset_of!(EndpointInfo, node_mac), 20);
+        assert_eq!(offset_of!(EndpointInfo, pad), 28);
+    }
+
+    #[test]
+    fn ct_tuple_matches_c() {
+        assert_eq!(size_of::<Ipv4CtTuple>(), 14);
+        assert_eq!(offset_of!(Ipv4CtTuple, daddr), 0);
+        assert_eq!(offset_of!(Ipv4CtTuple, saddr), 4);
+        assert_eq!(offset_of!(Ipv4CtTuple, dport), 8);
+        assert_eq!(offset_of!(Ipv4CtTuple, sport), 10);
+        assert_eq!(offset_of!(Ipv4CtTuple, nexthdr), 12);
+        assert_eq!(offset_of!(Ipv4CtTuple, flags), 13);
+    }
+
+    #[test]
+    fn ct_entry_matches_c() {
+        assert_eq!(size_of::<CtEntry>(), 56);
+        assert_eq!(offset_of!(CtEntry, rx_packets), 0);
+        assert_eq!(offset_of!(CtEntry, rx_bytes), 8);
+        assert_eq!(offset_of!(CtEntry, tx_packets), 16);
+        assert_eq!(offset_of!(CtEntry, tx_bytes), 24);
+        assert_eq!(offset_of!(CtEntry, lifetime), 32);
+        assert_eq!(offset_of!(CtEntry, flags), 36);
+        assert_eq!(offset_of!(CtEntry, rev_nat_index), 38);
+        assert_eq!(offset_of!(CtEntry, ifindex), 40);
+        assert_eq!(offset_of!(CtEntry, tx_flags_seen), 42);
+        assert_eq!(offset_of!(CtEntry, rx_flags_seen), 43);
+        assert_eq!(offset_of!(CtEntry, src_sec_id), 44);
+        assert_eq!(offset_of!(CtEntry, last_tx_report), 48);
+        assert_eq!(offset_of!(CtEntry, last_rx_report), 52);
+    }
+
+    #[test]
+    fn metrics_match_c() {
+        assert_eq!(size_of::<MetricsKey>(), 8);
+        assert_eq!(offset_of!(MetricsKey, reason), 0);
+        assert_eq!(offset_of!(MetricsKey, dir), 1);
+        assert_eq!(offset_of!(MetricsKey, reserved), 2);
+        assert_eq!(size_of::<MetricsValue>(), 16);
+        assert_eq!(offset_of!(MetricsValue, count), 0);
+        assert_eq!(offset_of!(MetricsValue, bytes), 8);
+    }
+
+    #[test]
+    fn notify_header_matches_c() {
+        assert_eq!(size_of::<NotifyCaptureHdr>(), 16);
+        assert_eq!(offset_of!(NotifyCaptureHdr, kind), 0);
+        assert_eq!(offset_of!(NotifyCaptureHdr, subtype), 1);
+        assert_eq!(offset_of!(NotifyCaptureHdr, source), 2);
+        assert_eq!(offset_of!(NotifyCaptureHdr, hash), 4);
+        assert_eq!(offset_of!(NotifyCaptureHdr, len_orig), 8);
+        assert_eq!(offset_of!(NotifyCaptureHdr, len_cap), 12);
+        assert_eq!(offset_of!(NotifyCaptureHdr, version), 14);
+    }
+
+    #[test]
+    fn trace_notify_matches_c() {
+        assert_eq!(size_of::<TraceNotify>(), 48);
+        assert_eq!(offset_of!(TraceNotify, hdr), 0);
+        assert_eq!(offset_of!(TraceNotify, src_label), 16);
+        assert_eq!(offset_of!(TraceNotify, dst_label), 20);
+        assert_eq!(offset_of!(TraceNotify, dst_id), 24);
+        assert_eq!(offset_of!(TraceNotify, reason), 26);
+        assert_eq!(offset_of!(TraceNotify, flags), 27);
+        assert_eq!(offset_of!(TraceNotify, ifindex), 28);
+        assert_eq!(offset_of!(TraceNotify, orig_ip), 32);
+    }
+
+    #[test]
+    fn drop_notify_matches_c() {
+        assert_eq!(size_of::<DropNotify>(), 36);
+        assert_eq!(offset_of!(DropNotify, hdr), 0);
+        assert_eq!(offset_of!(DropNotify, src_label), 16);
+        assert_eq!(offset_of!(DropNotify, dst_label), 20);
+        assert_eq!(offset_of!(DropNotify, dst_id), 24);
+        assert_eq!(offset_of!(DropNotify, line), 28);
+        assert_eq!(offset_of!(DropNotify, file), 30);
+        assert_eq!(offset_of!(DropNotify, ext_error), 31);
+        assert_eq!(offset_of!(DropNotify, ifindex), 32);
+    }
+
+    #[test]
+    fn endpoint_key_round_trips_ipv4() {
+        let key = EndpointKey::ipv4(Ipv4Addr::new(10, 0, 1, 7));
+        assert_eq!(key.ipv4_addr(), Some(Ipv4Addr::new(10, 0, 1, 7)));
+        assert_eq!(&key.ip[4..], &[0u8; 12]);
+    }
+}

@@ -1,0 +1,467 @@
+//! The facade the agent drives: open the node's datapath state, install,
+//! regenerate and remove endpoints, register host addresses, read events
+//! and collect expired conntrack entries.
+//!
+//! All state lives in bpffs under the configured root, so a restarted agent
+//! (a new [`Datapath::open`]) finds its maps, attached programs and policy
+//! program array as it left them: traffic keeps flowing while it is away.
+
+use std::{
+    fmt,
+    net::Ipv4Addr,
+    path::PathBuf,
+    sync::{Mutex, MutexGuard},
+};
+
+use thiserror::Error;
+
+use crate::{
+    abi::{
+        EndpointInfo, MacAddr, ENDPOINT_F_HOST, POLICY_PROG_MAP_SIZE, TRACE_AGGREGATE_ACTIVE_CT,
+    },
+    attach::{self, AttachError, AttachMode, AttachPreference, Hook},
+    bpffs::{BpfPaths, BpffsError},
+    event_reader::{EventReader, EventReaderError},
+    loader::{self, EndpointGlobals, EndpointObject, EndpointProgram, LoaderError, MapSizes},
+    maps::{
+        monotonic_seconds, CallPolicyMap, CtMap, CtMapKind, LxcMap, MapsError, MetricsEntry,
+        MetricsMap,
+    },
+};
+
+/// Node-wide datapath settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatapathConfig {
+    /// bpffs directory owning every pin (default `/sys/fs/bpf`).
+    pub bpf_root: PathBuf,
+    /// TCX or legacy tc.
+    pub attach: AttachPreference,
+    /// Trace aggregation: 0 = none (trace every packet), 3 = medium
+    /// (Cilium's default).
+    pub monitor_aggregation: u32,
+}
+
+impl Default for DatapathConfig {
+    fn default() -> Self {
+        Self {
+            bpf_root: PathBuf::from("/sys/fs/bpf"),
+            attach: AttachPreference::Auto,
+            monitor_aggregation: TRACE_AGGREGATE_ACTIVE_CT,
+        }
+    }
+}
+
+/// What the datapath needs to know about one endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointDatapathConfig {
+    /// Endpoint id, 1..=4095.
+    pub id: u16,
+    /// Security identity.
+    pub identity: u32,
+    /// The endpoint's IPv4 address.
+    pub ipv4: Ipv4Addr,
+    /// MAC of the pod-side interface.
+    pub mac: [u8; 6],
+    /// MAC of the host-side veth.
+    pub node_mac: [u8; 6],
+    /// ifindex of the host-side veth.
+    pub ifindex: u32,
+    /// Name of the host-side veth.
+    pub ifname: String,
+}
+
+/// Failures of the datapath facade.
+#[derive(Debug, Error)]
+pub enum DatapathError {
+    /// Preparing the bpffs directory failed.
+    #[error("preparing bpffs at {root}")]
+    Bpffs {
+        /// The root.
+        root: PathBuf,
+        /// Underlying error.
+        #[source]
+        source: BpffsError,
+    },
+    /// Loading the object failed.
+    #[error("loading the datapath for {what}")]
+    Load {
+        /// "the node maps" or "endpoint <id>".
+        what: String,
+        /// Underlying error.
+        #[source]
+        source: LoaderError,
+    },
+    /// A pinned map operation failed.
+    #[error("map operation for {what}")]
+    Map {
+        /// What was being done.
+        what: String,
+        /// Underlying error.
+        #[source]
+        source: MapsError,
+    },
+    /// Attaching failed.
+    #[error("attaching endpoint {id} to {ifname}")]
+    Attach {
+        /// Endpoint id.
+        id: u16,
+        /// Interface.
+        ifname: String,
+        /// Underlying error.
+        #[source]
+        source: AttachError,
+    },
+    /// Choosing the attach mode failed.
+    #[error("choosing the attach mode")]
+    AttachMode {
+        /// Underlying error.
+        #[source]
+        source: AttachError,
+    },
+    /// The endpoint id cannot index `cilium_call_policy`.
+    #[error("endpoint id {id} is outside 1..={max}")]
+    InvalidEndpointId {
+        /// The id.
+        id: u16,
+        /// Largest valid id.
+        max: u32,
+    },
+    /// Creating the endpoint's pin directory failed.
+    #[error("creating pin directory {path}")]
+    PinDir {
+        /// Directory.
+        path: PathBuf,
+        /// Underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Removing an endpoint left things behind; every failure is listed.
+    #[error("removing endpoint {id}: {failures}")]
+    Remove {
+        /// Endpoint id.
+        id: u16,
+        /// Every failure.
+        failures: Failures,
+    },
+    /// Opening the event reader failed.
+    #[error("opening the event reader")]
+    Events {
+        /// Underlying error.
+        #[source]
+        source: EventReaderError,
+    },
+}
+
+/// Several independent failures of one teardown.
+#[derive(Debug)]
+pub struct Failures(pub Vec<DatapathError>);
+
+impl fmt::Display for Failures {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, err) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{err}")?;
+            let mut source = std::error::Error::source(err);
+            while let Some(cause) = source {
+                write!(f, ": {cause}")?;
+                source = cause.source();
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Handles on the node-wide maps the facade writes.
+struct NodeMaps {
+    lxc: LxcMap,
+    call_policy: CallPolicyMap,
+}
+
+/// The node's endpoint datapath.
+pub struct Datapath {
+    config: DatapathConfig,
+    map_sizes: MapSizes,
+    paths: BpfPaths,
+    mode: AttachMode,
+    maps: Mutex<NodeMaps>,
+}
+
+fn map_err(what: impl Into<String>) -> impl FnOnce(MapsError) -> DatapathError {
+    let what = what.into();
+    move |source| DatapathError::Map { what, source }
+}
+
+impl Datapath {
+    /// Mounts bpffs at `/sys/fs/bpf` if needed, creates
+    /// `<bpf_root>/tc/globals`, and creates or reopens the pinned maps
+    /// (conntrack maps at Cilium's default sizes when created).
+    pub fn open(config: DatapathConfig) -> Result<Self, DatapathError> {
+        Self::open_with_sizes(config, MapSizes::default())
+    }
+
+    /// [`Datapath::open`], creating missing conntrack maps with `map_sizes`
+    /// (existing pinned maps keep their size). Smaller maps suit tests and
+    /// many-node labs on one machine.
+    pub fn open_with_sizes(
+        config: DatapathConfig,
+        map_sizes: MapSizes,
+    ) -> Result<Self, DatapathError> {
+        let paths = BpfPaths::new(&config.bpf_root);
+        paths.prepare().map_err(|source| DatapathError::Bpffs {
+            root: config.bpf_root.clone(),
+            source,
+        })?;
+        let mode = attach::resolve_mode(config.attach)
+            .map_err(|source| DatapathError::AttachMode { source })?;
+        loader::create_maps(&paths, &map_sizes).map_err(|source| DatapathError::Load {
+            what: "the node maps".to_string(),
+            source,
+        })?;
+        let maps = NodeMaps {
+            lxc: LxcMap::open(&paths).map_err(map_err("opening cilium_lxc"))?,
+            call_policy: CallPolicyMap::open(&paths)
+                .map_err(map_err("opening cilium_call_policy"))?,
+        };
+        tracing::info!(root = %config.bpf_root.display(), attach = %mode, "datapath ready");
+        Ok(Self {
+            config,
+            map_sizes,
+            paths,
+            mode,
+            maps: Mutex::new(maps),
+        })
+    }
+
+    /// How programs are attached on this node.
+    pub fn attach_mode(&self) -> AttachMode {
+        self.mode
+    }
+
+    /// The bpffs layout, for opening the typed map handles directly.
+    pub fn paths(&self) -> &BpfPaths {
+        &self.paths
+    }
+
+    fn node_maps(&self) -> MutexGuard<'_, NodeMaps> {
+        // A panic while holding the lock cannot leave the handles invalid.
+        self.maps
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn check_id(id: u16) -> Result<(), DatapathError> {
+        if id == 0 || u32::from(id) >= POLICY_PROG_MAP_SIZE {
+            return Err(DatapathError::InvalidEndpointId {
+                id,
+                max: POLICY_PROG_MAP_SIZE - 1,
+            });
+        }
+        Ok(())
+    }
+
+    /// Loads `bpf_lxc.o` with `ep`'s globals (nothing attached yet).
+    pub fn load_endpoint(
+        &self,
+        ep: &EndpointDatapathConfig,
+    ) -> Result<EndpointObject, DatapathError> {
+        Self::check_id(ep.id)?;
+        let globals = EndpointGlobals {
+            id: ep.id,
+            identity: ep.identity,
+            ipv4: ep.ipv4,
+            mac: ep.mac,
+            node_mac: ep.node_mac,
+            ifindex: ep.ifindex,
+            monitor_aggregation: self.config.monitor_aggregation,
+        };
+        loader::load_endpoint(&self.paths, &self.map_sizes, &globals).map_err(|source| {
+            DatapathError::Load {
+                what: format!("endpoint {}", ep.id),
+                source,
+            }
+        })
+    }
+
+    /// Makes `ep` reachable by local delivery: `cilium_call_policy[id]` =
+    /// the object's `handle_policy`, then `cilium_lxc[ipv4]` = the endpoint.
+    pub fn register_endpoint(
+        &self,
+        ep: &EndpointDatapathConfig,
+        object: &EndpointObject,
+    ) -> Result<(), DatapathError> {
+        let policy = object
+            .program(EndpointProgram::HandlePolicy)
+            .and_then(|program| {
+                program.fd().map_err(|source| LoaderError::Program {
+                    program: EndpointProgram::HandlePolicy.function_name(),
+                    op: "get fd",
+                    source: Box::new(source),
+                })
+            })
+            .map_err(|source| DatapathError::Load {
+                what: format!("endpoint {}", ep.id),
+                source,
+            })?;
+        let info = EndpointInfo {
+            ifindex: ep.ifindex,
+            lxc_id: ep.id,
+            mac: MacAddr::new(ep.mac),
+            node_mac: MacAddr::new(ep.node_mac),
+            ..EndpointInfo::default()
+        };
+        let mut maps = self.node_maps();
+        maps.call_policy
+            .set(ep.id, policy)
+            .map_err(map_err(format!("endpoint {} policy program", ep.id)))?;
+        maps.lxc
+            .upsert(ep.ipv4, &info)
+            .map_err(map_err(format!("endpoint {} address {}", ep.id, ep.ipv4)))
+    }
+
+    /// Loads `ep`'s programs, attaches them to `ep.ifname` (replacing a
+    /// previous attachment atomically), pins the attachment under
+    /// `<bpf_root>/endpoints/<id>/` and registers the endpoint. After an
+    /// error, retry or call [`Datapath::remove_endpoint`].
+    pub fn install_endpoint(&self, ep: &EndpointDatapathConfig) -> Result<(), DatapathError> {
+        let mut object = self.load_endpoint(ep)?;
+        let dir = self.paths.endpoint(ep.id);
+        std::fs::create_dir_all(&dir).map_err(|source| DatapathError::PinDir {
+            path: dir.clone(),
+            source,
+        })?;
+        for (hook, which) in [
+            (Hook::Ingress, EndpointProgram::FromContainer),
+            (Hook::Egress, EndpointProgram::ToContainer),
+        ] {
+            let attach_err = |source| DatapathError::Attach {
+                id: ep.id,
+                ifname: ep.ifname.clone(),
+                source,
+            };
+            let program = object
+                .program_mut(which)
+                .map_err(|source| DatapathError::Load {
+                    what: format!("endpoint {}", ep.id),
+                    source,
+                })?;
+            attach::attach(
+                self.mode,
+                &dir,
+                &ep.ifname,
+                hook,
+                program,
+                which.function_name(),
+            )
+            .map_err(attach_err)?;
+        }
+        // Attached first, registered second: a failed attach leaves no
+        // local-delivery target behind.
+        self.register_endpoint(ep, &object)?;
+        tracing::info!(id = ep.id, ifname = %ep.ifname, mode = %self.mode, "endpoint datapath installed");
+        Ok(())
+    }
+
+    /// Detaches endpoint `id` and forgets it: removes the pinned attachment,
+    /// `cilium_call_policy[id]` and `cilium_lxc[ipv4]`. Idempotent; keeps
+    /// going on failure and reports every failure.
+    pub fn remove_endpoint(&self, id: u16, ipv4: Ipv4Addr) -> Result<(), DatapathError> {
+        Self::check_id(id)?;
+        let mut failures = Vec::new();
+        let mut maps = self.node_maps();
+
+        let ifname = match maps.lxc.get(ipv4) {
+            Ok(Some(info)) if info.lxc_id == id => ifname_of(info.ifindex),
+            Ok(_) => None,
+            Err(err) => {
+                failures.push(map_err(format!("looking up {ipv4}"))(err));
+                None
+            }
+        };
+        for err in attach::detach(&self.paths.endpoint(id), ifname.as_deref()) {
+            failures.push(DatapathError::Attach {
+                id,
+                ifname: ifname.clone().unwrap_or_default(),
+                source: err,
+            });
+        }
+        if let Err(err) = maps.call_policy.clear(id) {
+            failures.push(map_err(format!("endpoint {id} policy program"))(err));
+        }
+        match maps.lxc.get(ipv4) {
+            Ok(Some(info)) if info.lxc_id == id && info.flags & ENDPOINT_F_HOST == 0 => {
+                if let Err(err) = maps.lxc.delete(ipv4) {
+                    failures.push(map_err(format!("endpoint {id} address {ipv4}"))(err));
+                }
+            }
+            Ok(_) => {}
+            Err(err) => failures.push(map_err(format!("looking up {ipv4}"))(err)),
+        }
+
+        if failures.is_empty() {
+            tracing::info!(id, %ipv4, "endpoint datapath removed");
+            Ok(())
+        } else {
+            Err(DatapathError::Remove {
+                id,
+                failures: Failures(failures),
+            })
+        }
+    }
+
+    /// Whether endpoint `id` has a pinned attachment.
+    pub fn endpoint_attached(&self, id: u16) -> bool {
+        attach::has_pins(&self.paths.endpoint(id))
+    }
+
+    /// Registers `ip` as a host address (`ENDPOINT_F_HOST`): traffic to it
+    /// goes to the stack, traffic from it has the host identity.
+    pub fn upsert_host_ip(&self, ip: Ipv4Addr) -> Result<(), DatapathError> {
+        let info = EndpointInfo {
+            flags: ENDPOINT_F_HOST,
+            ..EndpointInfo::default()
+        };
+        self.node_maps()
+            .lxc
+            .upsert(ip, &info)
+            .map_err(map_err(format!("host address {ip}")))
+    }
+
+    /// A reader of the datapath's events. Call inside a tokio runtime.
+    pub fn event_reader(&self) -> Result<EventReader, DatapathError> {
+        EventReader::open(&self.paths).map_err(|source| DatapathError::Events { source })
+    }
+
+    /// The metrics counters, summed over CPUs.
+    pub fn metrics(&self) -> Result<Vec<MetricsEntry>, DatapathError> {
+        MetricsMap::open(&self.paths)
+            .and_then(|map| map.entries())
+            .map_err(map_err("reading cilium_metrics"))
+    }
+
+    /// Deletes conntrack entries whose lifetime has passed; returns how many.
+    pub fn ct_gc(&self) -> Result<usize, DatapathError> {
+        let now = monotonic_seconds().map_err(map_err("conntrack GC"))?;
+        let mut deleted = 0;
+        for kind in [CtMapKind::Tcp, CtMapKind::Any] {
+            deleted += CtMap::open(&self.paths, kind)
+                .and_then(|mut map| map.gc(now))
+                .map_err(map_err(format!("conntrack GC of {}", kind.map_name())))?;
+        }
+        Ok(deleted)
+    }
+}
+
+/// The name of interface `ifindex` in this thread's network namespace.
+fn ifname_of(ifindex: u32) -> Option<String> {
+    let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
+    // SAFETY: `buf` has IF_NAMESIZE bytes, as if_indextoname requires.
+    let ptr = unsafe { libc::if_indextoname(ifindex, buf.as_mut_ptr()) };
+    if ptr.is_null() {
+        return None;
+    }
+    // SAFETY: on success the buffer holds a NUL-terminated name.
+    let name = unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) };
+    Some(name.to_string_lossy().into_owned())
+}

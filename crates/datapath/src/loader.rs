@@ -1,0 +1,237 @@
+//! Loading the embedded `bpf_lxc.o`: once to create (or reopen) the pinned
+//! node-wide maps, and once per endpoint with that endpoint's load-time
+//! globals, sharing those pinned maps.
+
+use std::net::Ipv4Addr;
+
+use aya::{
+    programs::{ProgramError, SchedClassifier},
+    Ebpf, EbpfError, EbpfLoader,
+};
+use thiserror::Error;
+
+use crate::{
+    abi::{CT_ANY4_MAP, CT_MAP_SIZE_ANY, CT_MAP_SIZE_TCP, CT_TCP4_MAP},
+    bpffs::BpfPaths,
+};
+
+/// The compiled endpoint datapath (`bpf/bpf_lxc.c`).
+static BPF_LXC_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/bpf_lxc.o"));
+
+/// Failures loading the datapath object or its programs.
+#[derive(Debug, Error)]
+pub enum LoaderError {
+    /// Parsing the object or creating/reopening its maps failed.
+    #[error("cannot load bpf_lxc.o (maps pinned under {globals})")]
+    Object {
+        /// Directory of the pinned maps.
+        globals: String,
+        /// Underlying error.
+        #[source]
+        source: Box<EbpfError>,
+    },
+    /// The kernel verifier rejected a program.
+    #[error("the kernel rejected program {program}: {source}\nverifier log:\n{verifier_log}")]
+    Verifier {
+        /// Program (function) name.
+        program: &'static str,
+        /// The verifier's output.
+        verifier_log: String,
+        /// The BPF_PROG_LOAD error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Another failure loading or handling a program.
+    #[error("program {program}: {op} failed")]
+    Program {
+        /// Program (function) name.
+        program: &'static str,
+        /// What was being done.
+        op: &'static str,
+        /// Underlying error.
+        #[source]
+        source: Box<ProgramError>,
+    },
+    /// The object has no such program (the C and Rust sides disagree).
+    #[error("bpf_lxc.o has no tc program named {program}")]
+    MissingProgram {
+        /// Program (function) name.
+        program: &'static str,
+    },
+}
+
+/// The programs of `bpf_lxc.o`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EndpointProgram {
+    /// `cil_from_container`: tc ingress of the host-side veth.
+    FromContainer,
+    /// `cil_to_container`: tc egress of the host-side veth.
+    ToContainer,
+    /// `handle_policy`: local delivery target in `cilium_call_policy`.
+    HandlePolicy,
+}
+
+impl EndpointProgram {
+    /// Every program, in load order.
+    pub const ALL: [Self; 3] = [Self::FromContainer, Self::ToContainer, Self::HandlePolicy];
+
+    /// The C function name, which is how aya finds the program.
+    pub fn function_name(self) -> &'static str {
+        match self {
+            Self::FromContainer => "cil_from_container",
+            Self::ToContainer => "cil_to_container",
+            Self::HandlePolicy => "handle_policy",
+        }
+    }
+}
+
+/// Capacities of the node-wide maps that are sized per node. They apply when
+/// the maps are first created; existing pinned maps keep their size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MapSizes {
+    /// `cilium_ct4_global` entries (Cilium default 524288).
+    pub ct_tcp: u32,
+    /// `cilium_ct_any4_global` entries (Cilium default 262144).
+    pub ct_any: u32,
+}
+
+impl Default for MapSizes {
+    fn default() -> Self {
+        Self {
+            ct_tcp: CT_MAP_SIZE_TCP,
+            ct_any: CT_MAP_SIZE_ANY,
+        }
+    }
+}
+
+/// The per-endpoint load-time globals of `bpf_lxc.c`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EndpointGlobals {
+    /// `LXC_ID`: endpoint id.
+    pub id: u16,
+    /// `SECLABEL`: security identity.
+    pub identity: u32,
+    /// `LXC_IPV4`: endpoint address.
+    pub ipv4: Ipv4Addr,
+    /// `LXC_MAC`: MAC of the pod-side interface.
+    pub mac: [u8; 6],
+    /// `NODE_MAC`: MAC of the host-side veth.
+    pub node_mac: [u8; 6],
+    /// `LXC_IFINDEX`: ifindex of the host-side veth.
+    pub ifindex: u32,
+    /// `MONITOR_AGGREGATION`: trace aggregation level.
+    pub monitor_aggregation: u32,
+}
+
+/// `bpf_lxc.o` loaded for one endpoint: all three programs are loaded into
+/// the kernel and use the pinned node-wide maps.
+pub struct EndpointObject {
+    ebpf: Ebpf,
+}
+
+impl std::fmt::Debug for EndpointObject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EndpointObject").finish_non_exhaustive()
+    }
+}
+
+impl EndpointObject {
+    /// One of the loaded programs.
+    pub fn program(&self, which: EndpointProgram) -> Result<&SchedClassifier, LoaderError> {
+        let program = which.function_name();
+        self.ebpf
+            .program(program)
+            .ok_or(LoaderError::MissingProgram { program })?
+            .try_into()
+            .map_err(|source| LoaderError::Program {
+                program,
+                op: "treat as a tc classifier",
+                source: Box::new(source),
+            })
+    }
+
+    /// One of the loaded programs, mutably (for attaching).
+    pub(crate) fn program_mut(
+        &mut self,
+        which: EndpointProgram,
+    ) -> Result<&mut SchedClassifier, LoaderError> {
+        let program = which.function_name();
+        self.ebpf
+            .program_mut(program)
+            .ok_or(LoaderError::MissingProgram { program })?
+            .try_into()
+            .map_err(|source| LoaderError::Program {
+                program,
+                op: "treat as a tc classifier",
+                source: Box::new(source),
+            })
+    }
+}
+
+fn parse_object<'a>(
+    paths: &BpfPaths,
+    sizes: &MapSizes,
+    configure: impl FnOnce(&mut EbpfLoader<'a>),
+) -> Result<Ebpf, LoaderError> {
+    let globals = paths.globals();
+    let mut loader: EbpfLoader<'a> = EbpfLoader::new();
+    loader
+        .default_map_pin_directory(&globals)
+        .map_max_entries(CT_TCP4_MAP, sizes.ct_tcp)
+        .map_max_entries(CT_ANY4_MAP, sizes.ct_any);
+    configure(&mut loader);
+    loader
+        .load(BPF_LXC_OBJECT)
+        .map_err(|source| LoaderError::Object {
+            globals: globals.display().to_string(),
+            source: Box::new(source),
+        })
+}
+
+/// Creates the pinned node-wide maps under `paths`, or reopens them when they
+/// already exist (after an agent restart), without loading any program.
+pub fn create_maps(paths: &BpfPaths, sizes: &MapSizes) -> Result<(), LoaderError> {
+    parse_object(paths, sizes, |_| {}).map(drop)
+}
+
+/// Loads `bpf_lxc.o` with `globals` and loads its programs into the kernel.
+/// Every map except the endpoint's own globals is the pinned node-wide one.
+pub fn load_endpoint(
+    paths: &BpfPaths,
+    sizes: &MapSizes,
+    globals: &EndpointGlobals,
+) -> Result<EndpointObject, LoaderError> {
+    let id = u32::from(globals.id);
+    // LXC_IPV4 is a __be32: its in-memory bytes are the address octets.
+    let ipv4 = u32::from_ne_bytes(globals.ipv4.octets());
+    let ebpf = parse_object(paths, sizes, |loader| {
+        loader
+            .override_global("LXC_ID", &id, true)
+            .override_global("SECLABEL", &globals.identity, true)
+            .override_global("LXC_IPV4", &ipv4, true)
+            .override_global("LXC_MAC", &globals.mac, true)
+            .override_global("NODE_MAC", &globals.node_mac, true)
+            .override_global("LXC_IFINDEX", &globals.ifindex, true)
+            .override_global("MONITOR_AGGREGATION", &globals.monitor_aggregation, true);
+    })?;
+    let mut object = EndpointObject { ebpf };
+    for which in EndpointProgram::ALL {
+        let program = which.function_name();
+        object.program_mut(which)?.load().map_err(|err| match err {
+            ProgramError::LoadError {
+                io_error,
+                verifier_log,
+            } => LoaderError::Verifier {
+                program,
+                verifier_log: verifier_log.to_string(),
+                source: io_error,
+            },
+            other => LoaderError::Program {
+                program,
+                op: "load",
+                source: Box::new(other),
+            },
+        })?;
+    }
+    Ok(object)
+}

@@ -1,0 +1,89 @@
+//! Typed handles over the node-wide pinned maps under `<bpf_root>/tc/globals`.
+//!
+//! Each handle opens the pinned map by path, so it works from any process
+//! (the agent, the CLI) whether or not the agent is running, and checks the
+//! key and value sizes against the Rust mirrors in [`crate::abi`].
+
+mod call_policy;
+mod ct;
+mod lxc;
+mod metrics;
+
+use std::{io, path::PathBuf};
+
+use aya::maps::{Map, MapData, MapError};
+use thiserror::Error;
+
+use crate::bpffs::BpfPaths;
+
+pub use call_policy::CallPolicyMap;
+pub use ct::{monotonic_seconds, CtEntryRecord, CtMap, CtMapKind};
+pub use lxc::{LxcEntry, LxcMap};
+pub use metrics::{MetricsEntry, MetricsMap};
+
+/// Failures operating a pinned map.
+#[derive(Debug, Error)]
+pub enum MapsError {
+    /// The pinned map could not be opened or has an unexpected layout.
+    #[error("cannot open pinned map {name} at {path}")]
+    Open {
+        /// Map name.
+        name: &'static str,
+        /// Pin path.
+        path: PathBuf,
+        /// Underlying error.
+        #[source]
+        source: Box<MapError>,
+    },
+    /// A map operation failed.
+    #[error("{op} on map {name} failed")]
+    Operation {
+        /// Map name.
+        name: &'static str,
+        /// What was being done, e.g. "insert 10.0.0.1".
+        op: String,
+        /// Underlying error.
+        #[source]
+        source: Box<MapError>,
+    },
+    /// Reading the monotonic clock failed.
+    #[error("cannot read CLOCK_MONOTONIC")]
+    Clock {
+        /// Underlying error.
+        #[source]
+        source: nix::Error,
+    },
+    /// The endpoint id is outside `cilium_call_policy`.
+    #[error("endpoint id {id} is outside the policy program array (max {max})")]
+    EndpointIdOutOfRange {
+        /// The id.
+        id: u16,
+        /// Largest valid id.
+        max: u32,
+    },
+}
+
+/// Opens the pinned map `name` and converts it to the typed map `T`.
+fn open_pinned<T>(paths: &BpfPaths, name: &'static str) -> Result<T, MapsError>
+where
+    T: TryFrom<Map, Error = MapError>,
+{
+    let path = paths.map(name);
+    let open_err = |source| MapsError::Open {
+        name,
+        path: path.clone(),
+        source: Box::new(source),
+    };
+    let data = MapData::from_pin(&path).map_err(open_err)?;
+    let map = Map::from_map_data(data).map_err(open_err)?;
+    T::try_from(map).map_err(open_err)
+}
+
+/// Whether `err` is the kernel saying "no such element" (ENOENT).
+fn is_not_found(err: &MapError) -> bool {
+    match err {
+        MapError::KeyNotFound | MapError::ElementNotFound => true,
+        MapError::SyscallError(syscall) => syscall.io_error.kind() == io::ErrorKind::NotFound,
+        _ => false,
+    }
+}

@@ -1,0 +1,87 @@
+//! `exec` and `node exec`: run a command inside a pod's or a node's network namespace, with
+//! the caller's stdio, and pass its exit code on.
+
+use std::io;
+use std::os::unix::process::ExitStatusExt;
+use std::process::Command;
+
+use crate::bins::BinDir;
+use crate::commands::pod::{self, PodError};
+use crate::lab::Lab;
+use crate::names::{NodeName, PodKey};
+use crate::netns;
+
+/// Errors of the exec commands.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error("cannot look the target up")]
+    Lookup {
+        #[source]
+        source: Box<PodError>,
+    },
+    #[error("no pod {pod} in lab {lab}")]
+    NoSuchPod { pod: String, lab: String },
+    #[error("no node {node} in lab {lab}")]
+    NoSuchNode { node: String, lab: String },
+    #[error("cannot run `{program}`")]
+    Run {
+        program: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// `cilium-lab exec`: runs `command` in the pod; returns its exit code.
+pub fn exec_pod(
+    lab: &Lab,
+    bins: &BinDir,
+    key: &PodKey,
+    command: &[String],
+) -> Result<i32, ExecError> {
+    let state = pod::read_running(lab).map_err(|source| ExecError::Lookup {
+        source: Box::new(source),
+    })?;
+    let pod = state.pod(key).ok_or_else(|| ExecError::NoSuchPod {
+        pod: key.to_string(),
+        lab: lab.name().to_string(),
+    })?;
+    let (program, args) = command.split_first().expect("clap requires a command");
+    let mut cmd = netns::exec_in(&pod.netns, program);
+    cmd.args(args).env("PATH", bins.search_path());
+    run(cmd, program)
+}
+
+/// `cilium-lab node exec`: runs `command` in the node with `CILIUM_SOCK` and
+/// `CILIUM_BPF_ROOT` pointing at its agent; returns its exit code.
+pub fn exec_node(
+    lab: &Lab,
+    bins: &BinDir,
+    node: NodeName,
+    command: &[String],
+) -> Result<i32, ExecError> {
+    let state = pod::read_running(lab).map_err(|source| ExecError::Lookup {
+        source: Box::new(source),
+    })?;
+    let node_state = state.node(node).ok_or_else(|| ExecError::NoSuchNode {
+        node: node.to_string(),
+        lab: lab.name().to_string(),
+    })?;
+    let (program, args) = command.split_first().expect("clap requires a command");
+    // Only the network namespace changes, so the agent's pins under /sys/fs/bpf stay visible.
+    let mut cmd = netns::enter_net(&node_state.netns, program);
+    cmd.args(args)
+        .env("PATH", bins.search_path())
+        .env(cilium_api::paths::AGENT_SOCKET_ENV, &node_state.socket)
+        .env("CILIUM_BPF_ROOT", &node_state.bpf_root);
+    run(cmd, program)
+}
+
+fn run(mut cmd: Command, program: &str) -> Result<i32, ExecError> {
+    let status = cmd.status().map_err(|source| ExecError::Run {
+        program: program.to_string(),
+        source,
+    })?;
+    Ok(status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+}

@@ -1,0 +1,8 @@
+//! The lab's subcommands, one module each; the binary only parses arguments and prints.
+
+pub mod demo;
+pub mod down;
+pub mod exec;
+pub mod pod;
+pub mod status;
+pub mod up;

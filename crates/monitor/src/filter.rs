@@ -1,0 +1,73 @@
+//! Which events `cilium monitor` shows: `-t TYPE` (repeatable), `--related-to`, `--from`
+//! and `--to` endpoint IDs, combined with AND as in Cilium.
+
+use std::collections::HashSet;
+
+use crate::event::{EventKind, MonitorEvent};
+
+/// Selection of events; the default shows everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventFilter {
+    /// Event types to show; empty means all.
+    pub kinds: HashSet<EventKind>,
+    /// Events emitted by or headed to this endpoint.
+    pub related_to: Option<u16>,
+    /// Events emitted by this endpoint.
+    pub from: Option<u16>,
+    /// Events headed to this endpoint.
+    pub to: Option<u16>,
+}
+
+impl EventFilter {
+    pub fn matches(&self, event: &MonitorEvent) -> bool {
+        let source = event.source_endpoint();
+        let dst = event.dst_endpoint();
+        (self.kinds.is_empty() || self.kinds.contains(&event.kind()))
+            && self
+                .related_to
+                .is_none_or(|id| id == source || u32::from(id) == dst)
+            && self.from.is_none_or(|id| id == source)
+            && self.to.is_none_or(|id| u32::from(id) == dst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::tests::{drop_record, names, syn_packet, trace_record};
+
+    #[test]
+    fn filters_combine_with_and() {
+        // The trace comes from endpoint 212 and goes to 212; the drop comes from 829.
+        let trace = MonitorEvent::from_record(&trace_record(0, 0, 8, &syn_packet()), &names)
+            .expect("trace");
+        let drop =
+            MonitorEvent::from_record(&drop_record(133, &syn_packet()), &names).expect("drop");
+        let all = EventFilter::default();
+        assert!(all.matches(&trace) && all.matches(&drop));
+
+        let drops = EventFilter {
+            kinds: [EventKind::Drop].into(),
+            ..Default::default()
+        };
+        assert!(!drops.matches(&trace) && drops.matches(&drop));
+
+        let related = EventFilter {
+            related_to: Some(829),
+            ..Default::default()
+        };
+        assert!(!related.matches(&trace) && related.matches(&drop));
+
+        let to_212_traces = EventFilter {
+            kinds: [EventKind::Trace].into(),
+            to: Some(212),
+            ..Default::default()
+        };
+        assert!(to_212_traces.matches(&trace) && !to_212_traces.matches(&drop));
+        let from_1 = EventFilter {
+            from: Some(1),
+            ..Default::default()
+        };
+        assert!(!from_1.matches(&trace) && !from_1.matches(&drop));
+    }
+}

@@ -1,0 +1,61 @@
+//! How `cilium monitor` names things in its text lines: observation points as arrows
+//! (`-> endpoint`, `<- stack`) and reserved security identities by name (`host`, `world`).
+
+use std::borrow::Cow;
+
+use cilium_datapath::codes::ObservationPoint;
+
+/// The arrow form of an observation point: `to-stack` reads `-> stack`, `from-endpoint`
+/// reads `<- endpoint`.
+pub fn arrow(point: ObservationPoint) -> String {
+    let name = point.name();
+    match (name.strip_prefix("to-"), name.strip_prefix("from-")) {
+        (Some(target), _) => format!("-> {target}"),
+        (_, Some(origin)) => format!("<- {origin}"),
+        _ => format!("-> {name} point {}", point.0),
+    }
+}
+
+/// A security identity as `cilium monitor` shows it: reserved identities by name
+/// (`host`, `world`, `unknown` ...), all others by number.
+pub fn identity_name(identity: u32) -> Cow<'static, str> {
+    const RESERVED: [&str; 11] = [
+        "unknown",
+        "host",
+        "world",
+        "unmanaged",
+        "health",
+        "init",
+        "remote-node",
+        "kube-apiserver",
+        "ingress",
+        "world-ipv4",
+        "world-ipv6",
+    ];
+    match RESERVED.get(identity as usize) {
+        Some(name) => Cow::Borrowed(name),
+        None => Cow::Owned(identity.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn observation_points_read_as_arrows() {
+        assert_eq!(arrow(ObservationPoint::TO_ENDPOINT), "-> endpoint");
+        assert_eq!(arrow(ObservationPoint::TO_STACK), "-> stack");
+        assert_eq!(arrow(ObservationPoint::FROM_ENDPOINT), "<- endpoint");
+        assert_eq!(arrow(ObservationPoint::TO_NETWORK), "-> network");
+        assert_eq!(arrow(ObservationPoint(200)), "-> unknown point 200");
+    }
+
+    #[test]
+    fn reserved_identities_by_name() {
+        assert_eq!(identity_name(0), "unknown");
+        assert_eq!(identity_name(1), "host");
+        assert_eq!(identity_name(8), "ingress");
+        assert_eq!(identity_name(61131), "61131");
+    }
+}
