@@ -21,6 +21,11 @@ use crate::node_datapath::NodeDatapath;
 pub const PLACEHOLDER_IDENTITY: u32 = 5;
 pub const PLACEHOLDER_IDENTITY_LABELS: &[&str] = &["reserved:init"];
 
+/// Pods on this node are reached directly; cross-node routing modes arrive with multi-node.
+const ROUTING_MODE: &str = "Native";
+/// Pods are attached with veth pairs.
+const DEVICE_MODE: &str = "veth";
+
 pub type Ipam = HostScopeAllocator<IpamFileStore>;
 pub type Endpoints = EndpointManager<NodeDatapath, EndpointFileStore>;
 
@@ -61,7 +66,8 @@ impl Agent {
             },
             node_name: self.config.node_name.clone(),
             version: env!("CARGO_PKG_VERSION").into(),
-            datapath_mode: "veth".into(),
+            routing_mode: ROUTING_MODE.into(),
+            datapath_mode: DEVICE_MODE.into(),
             attach_mode: self.attach_mode.clone(),
             ipam: api::IpamSummary {
                 alloc_range,
@@ -84,7 +90,7 @@ impl Agent {
             state_dir: self.config.state_dir.display().to_string(),
             socket_path: self.config.socket.display().to_string(),
             attach_mode: self.attach_mode.clone(),
-            datapath_mode: "veth".into(),
+            datapath_mode: DEVICE_MODE.into(),
             monitor_aggregation: self.config.monitor_aggregation.name().into(),
         }
     }

@@ -18,6 +18,7 @@ fn main() -> std::process::ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let _span = tracing::info_span!("agent", node = %config.node_name).entered();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

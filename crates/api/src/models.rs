@@ -184,7 +184,9 @@ pub struct StatusResponse {
     pub cilium: Status,
     pub node_name: String,
     pub version: String,
-    /// `Routing: Network: Tunnel` etc.; for one node: `Native`.
+    /// How pod traffic crosses nodes: `Native` or `Tunnel` (Cilium's `Routing: Network:`).
+    pub routing_mode: String,
+    /// How pods are attached: `veth` (Cilium's `Device Mode`).
     pub datapath_mode: String,
     /// `TCX` or `Legacy TC`.
     pub attach_mode: String,

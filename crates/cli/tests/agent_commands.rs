@@ -15,7 +15,8 @@ fn status_json() -> Value {
         "cilium": {"state": "Ok"},
         "node-name": "node-1",
         "version": "0.1.0",
-        "datapath-mode": "Tunnel",
+        "routing-mode": "Tunnel",
+        "datapath-mode": "veth",
         "attach-mode": "TCX",
         "ipam": {"alloc-range": "10.0.1.0/24", "allocated": 2, "capacity": 254},
         "endpoints": 2,
@@ -313,7 +314,8 @@ fn bpf_commands_find_the_bpf_root() {
             "state-dir": "/var/run/cilium/state",
             "socket-path": "/var/run/cilium/cilium.sock",
             "attach-mode": "TCX",
-            "datapath-mode": "Tunnel",
+            "routing-mode": "Tunnel",
+        "datapath-mode": "veth",
             "monitor-aggregation": "medium"
         }),
     )]);

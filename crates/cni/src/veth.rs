@@ -34,6 +34,7 @@ pub fn plumb(
     host.move_link_to_netns(&names.temp_peer, pod_ns)?;
 
     pod.rename_link(&names.temp_peer, ifname)?;
+    disable_ipv6(pod_ns)?;
     pod.set_link_up("lo")?;
     pod.set_link_up(ifname)?;
     pod.add_address(ifname, addressing.ip, 32)?;
@@ -50,6 +51,22 @@ pub fn plumb(
         ip: addressing.ip,
         gateway: addressing.gateway,
     })
+}
+
+/// The node hands out IPv4 only, so, as Cilium's plugin does when IPv6 is off, the pod gets
+/// no IPv6 stack: otherwise its router solicitations and MLD reports would show up as drops.
+fn disable_ipv6(pod_ns: &NetNs) -> Result<(), NetlinkError> {
+    let write_all = || {
+        ["all", "default"].iter().try_for_each(|scope| {
+            cilium_netlink::set_sysctl(&format!("net/ipv6/conf/{scope}/disable_ipv6"), "1")
+        })
+    };
+    pod_ns
+        .run(write_all)
+        .map_err(|source| NetlinkError::Namespace {
+            netns: pod_ns.path().display().to_string(),
+            source,
+        })?
 }
 
 /// The pod's routes: the gateway is on-link, and everything else goes through it.

@@ -146,6 +146,16 @@ pub struct ExecArgs {
 pub enum NodeCommand {
     /// Run a command in a node's network namespace, with CILIUM_SOCK and CILIUM_BPF_ROOT set.
     Exec(NodeExecArgs),
+    /// Stop a node's agent and start it again; pods keep running and keep their connections.
+    RestartAgent(NodeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    /// Node name (node1, node2, ...).
+    pub node: NodeName,
+    #[command(flatten)]
+    pub lab: LabArg,
 }
 
 #[derive(Debug, Args)]

@@ -10,7 +10,7 @@ use clap::Parser;
 
 use cilium_lab::bins::BinDir;
 use cilium_lab::cli::{Cli, Command, NodeCommand, Output, PodCommand};
-use cilium_lab::commands::{demo, down, exec, pod, status, up};
+use cilium_lab::commands::{demo, down, exec, node, pod, status, up};
 use cilium_lab::lab::{Lab, BPF_FS, RUN_ROOT};
 use cilium_lab::names::{LabName, PodKey};
 use cilium_lab::toolbox::connect::{self, Probe, ProbeMode};
@@ -119,6 +119,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let lab = lab(args.lab.lab);
             let code = exec::exec_node(&lab, &BinDir::locate()?, args.node, &args.command)?;
             return Ok(exit_code(code));
+        }
+        Command::Node(NodeCommand::RestartAgent(args)) => {
+            let lab = lab(args.lab.lab);
+            let pid = node::restart_agent(&lab, &BinDir::locate()?, args.node)?;
+            println!("{}: agent restarted (pid {pid})", args.node);
         }
         Command::Demo(args) => demo::demo(&lab(args.lab), &BinDir::locate()?)?,
         Command::Serve(args) => {

@@ -68,10 +68,10 @@ impl Lab {
         self.bin.join(name)
     }
 
-    /// Runs `cilium-lab <args> --name <lab>` and returns its output.
+    /// Runs `cilium-lab <args>` against this lab (`CILIUM_LAB_NAME`) and returns its output.
     pub fn lab(&self, args: &[&str]) -> Output {
         let mut cmd = Command::new(self.bin("cilium-lab"));
-        cmd.args(args).args(["--name", &self.name]);
+        cmd.args(args).env("CILIUM_LAB_NAME", &self.name);
         run(cmd)
     }
 

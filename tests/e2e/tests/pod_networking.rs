@@ -91,7 +91,7 @@ fn pods_on_one_node_reach_each_other_and_their_gateway() {
         .as_array()
         .expect("metrics list is an array")
         .iter()
-        .filter(|m| m["reason"] == 0 || m["reason_desc"] == "Success" || m["reason"] == "Success")
+        .filter(|m| m["reason_code"] == 0)
         .filter_map(|m| m["packets"].as_u64())
         .sum();
     assert!(forwarded >= 8, "metrics count forwarded packets: {metrics}");

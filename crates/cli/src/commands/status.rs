@@ -71,8 +71,9 @@ fn render(status: &StatusResponse) -> String {
     table.row(["Node:".to_string(), status.node_name.clone()]);
     table.row([
         "Routing:".to_string(),
-        format!("Network: {}", status.datapath_mode),
+        format!("Network: {}   Host: Legacy", status.routing_mode),
     ]);
+    table.row(["Device Mode:".to_string(), status.datapath_mode.clone()]);
     table.row(["Attach Mode:".to_string(), status.attach_mode.clone()]);
     table.row([
         "IPAM:".to_string(),
@@ -110,7 +111,8 @@ mod tests {
             },
             node_name: "node-1".into(),
             version: "0.1.0".into(),
-            datapath_mode: "Tunnel".into(),
+            routing_mode: "Tunnel".into(),
+            datapath_mode: "veth".into(),
             attach_mode: "TCX".into(),
             ipam: IpamSummary {
                 alloc_range: "10.0.1.0/24".into(),
@@ -125,7 +127,8 @@ mod tests {
             render(&status),
             "Cilium:        Ok   0.1.0\n\
              Node:          node-1\n\
-             Routing:       Network: Tunnel\n\
+             Routing:       Network: Tunnel   Host: Legacy\n\
+             Device Mode:   veth\n\
              Attach Mode:   TCX\n\
              IPAM:          IPv4: 2/254 allocated from 10.0.1.0/24\n\
              Endpoints:     3\n\

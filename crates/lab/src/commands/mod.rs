@@ -3,6 +3,7 @@
 pub mod demo;
 pub mod down;
 pub mod exec;
+pub mod node;
 pub mod pod;
 pub mod status;
 pub mod up;
