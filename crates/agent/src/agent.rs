@@ -122,6 +122,7 @@ impl Agent {
         request: &api::EndpointChangeRequest,
     ) -> Result<api::Endpoint, AgentError> {
         let mut new = NewEndpoint::try_from(request)?;
+        add_namespace_label(&mut new);
         if let EndpointSelector::Id(id) = reference.parse::<EndpointSelector>()? {
             if id.0 != 0 {
                 new.id = Some(id);
@@ -231,3 +232,19 @@ impl Agent {
         }
     }
 }
+
+/// Pods carry their namespace as a label (`k8s:io.kubernetes.pod.namespace=<ns>`), as in
+/// Cilium, so that it shows with the endpoint and later selects it.
+fn add_namespace_label(endpoint: &mut NewEndpoint) {
+    if endpoint.k8s_namespace.is_empty() {
+        return;
+    }
+    let label = format!("{NAMESPACE_LABEL}={}", endpoint.k8s_namespace);
+    let prefix = format!("{NAMESPACE_LABEL}=");
+    if !endpoint.labels.iter().any(|l| l.starts_with(&prefix)) {
+        endpoint.labels.push(label);
+        endpoint.labels.sort();
+    }
+}
+
+const NAMESPACE_LABEL: &str = "k8s:io.kubernetes.pod.namespace";

@@ -112,13 +112,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Exec(args) => {
             let lab = lab(args.lab.lab);
             let key = PodKey::new(&args.namespace, &args.pod)?;
-            let code = exec::exec_pod(&lab, &BinDir::locate()?, &key, &args.command)?;
-            return Ok(exit_code(code));
+            match exec::exec_pod(&lab, &BinDir::locate()?, &key, &args.command)? {}
         }
         Command::Node(NodeCommand::Exec(args)) => {
             let lab = lab(args.lab.lab);
-            let code = exec::exec_node(&lab, &BinDir::locate()?, args.node, &args.command)?;
-            return Ok(exit_code(code));
+            match exec::exec_node(&lab, &BinDir::locate()?, args.node, &args.command)? {}
         }
         Command::Node(NodeCommand::RestartAgent(args)) => {
             let lab = lab(args.lab.lab);
@@ -156,9 +154,4 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// A child's exit code as ours (codes beyond 255 cannot be passed on; they become 255).
-fn exit_code(code: i32) -> ExitCode {
-    ExitCode::from(u8::try_from(code).unwrap_or(u8::MAX))
 }

@@ -62,7 +62,9 @@ fn endpoint_generations(lab: &Lab) -> Vec<(u64, u64)> {
         .map(|ep| {
             (
                 ep["id"].as_u64().expect("endpoint id"),
-                ep["status"]["realized-generation"].as_u64().expect("generation"),
+                ep["status"]["realized-generation"]
+                    .as_u64()
+                    .expect("generation"),
             )
         })
         .collect();

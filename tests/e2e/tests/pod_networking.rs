@@ -96,3 +96,95 @@ fn pods_on_one_node_reach_each_other_and_their_gateway() {
         .sum();
     assert!(forwarded >= 8, "metrics count forwarded packets: {metrics}");
 }
+
+#[test]
+fn monitor_shows_forwarded_and_dropped_packets() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    let _serial = serial();
+    let lab = Lab::up("mo", 1);
+    lab.pod_add("alpha", &[]);
+    lab.pod_add("beta", &["--serve", "8080/tcp"]);
+    let beta = lab.pod_ip("beta");
+
+    let mut monitor = Command::new(lab.bin("cilium-lab"))
+        .args(["node", "exec", "node1", "--"])
+        .arg(lab.bin("cilium"))
+        .arg("monitor")
+        .env("CILIUM_LAB_NAME", &lab.name)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting cilium monitor");
+    let stdout = monitor.stdout.take().expect("piped");
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    // Wait for the banner so the subscription exists before traffic starts.
+    let banner = lines
+        .recv_timeout(Duration::from_secs(10))
+        .expect("monitor banner");
+    assert!(banner.starts_with("Listening for events"), "{banner}");
+
+    exec_ok(
+        &lab,
+        "alpha",
+        &toolbox(&lab, &["connect", &format!("{beta}:8080")]),
+    );
+    // A spoofed source address: the datapath must drop it as "Invalid source ip" (132).
+    exec_ok(
+        &lab,
+        "alpha",
+        &[
+            "ip".into(),
+            "addr".into(),
+            "add".into(),
+            "10.0.1.250/32".into(),
+            "dev".into(),
+            "eth0".into(),
+        ],
+    );
+    let spoofed = lab.exec(
+        "alpha",
+        &["ping", "-c", "1", "-W", "1", "-I", "10.0.1.250", &beta],
+    );
+    assert!(
+        !spoofed.status.success(),
+        "a spoofed ping must not get an answer"
+    );
+
+    let mut seen_delivery = false;
+    let mut seen_drop = false;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !(seen_delivery && seen_drop) && std::time::Instant::now() < deadline {
+        let Ok(line) = lines.recv_timeout(Duration::from_millis(500)) else {
+            continue;
+        };
+        seen_delivery |= line.starts_with("-> endpoint") && line.contains(&format!("{beta}:8080"));
+        seen_drop |= line.starts_with("xx drop (Invalid source ip)") && line.contains("10.0.1.250");
+    }
+    let _ = monitor.kill();
+    let _ = monitor.wait();
+    assert!(seen_delivery, "monitor showed no delivery to {beta}:8080");
+    assert!(seen_drop, "monitor showed no 'Invalid source ip' drop");
+
+    let metrics: serde_json::Value =
+        serde_json::from_str(&lab.cilium("node1", &["bpf", "metrics", "list", "-o", "json"]))
+            .unwrap();
+    assert!(
+        metrics
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["reason_code"] == 132 && m["packets"].as_u64() >= Some(1)),
+        "metrics count the drop: {metrics}"
+    );
+}

@@ -1,8 +1,10 @@
-//! `exec` and `node exec`: run a command inside a pod's or a node's network namespace, with
-//! the caller's stdio, and pass its exit code on.
+//! `exec` and `node exec`: run a command inside a pod's or a node's network namespace. The
+//! lab process replaces itself with the command (through `nsenter`/`ip netns exec`), so
+//! signals, stdio and the exit code are the command's own.
 
+use std::convert::Infallible;
 use std::io;
-use std::os::unix::process::ExitStatusExt;
+use std::os::unix::process::CommandExt;
 use std::process::Command;
 
 use crate::bins::BinDir;
@@ -31,13 +33,13 @@ pub enum ExecError {
     },
 }
 
-/// `cilium-lab exec`: runs `command` in the pod; returns its exit code.
+/// `cilium-lab exec`: becomes `command` running in the pod; returns only on failure.
 pub fn exec_pod(
     lab: &Lab,
     bins: &BinDir,
     key: &PodKey,
     command: &[String],
-) -> Result<i32, ExecError> {
+) -> Result<Infallible, ExecError> {
     let state = pod::read_running(lab).map_err(|source| ExecError::Lookup {
         source: Box::new(source),
     })?;
@@ -51,14 +53,14 @@ pub fn exec_pod(
     run(cmd, program)
 }
 
-/// `cilium-lab node exec`: runs `command` in the node with `CILIUM_SOCK` and
-/// `CILIUM_BPF_ROOT` pointing at its agent; returns its exit code.
+/// `cilium-lab node exec`: becomes `command` running in the node with `CILIUM_SOCK` and
+/// `CILIUM_BPF_ROOT` pointing at its agent; returns only on failure.
 pub fn exec_node(
     lab: &Lab,
     bins: &BinDir,
     node: NodeName,
     command: &[String],
-) -> Result<i32, ExecError> {
+) -> Result<Infallible, ExecError> {
     let state = pod::read_running(lab).map_err(|source| ExecError::Lookup {
         source: Box::new(source),
     })?;
@@ -76,12 +78,9 @@ pub fn exec_node(
     run(cmd, program)
 }
 
-fn run(mut cmd: Command, program: &str) -> Result<i32, ExecError> {
-    let status = cmd.status().map_err(|source| ExecError::Run {
+fn run(mut cmd: Command, program: &str) -> Result<Infallible, ExecError> {
+    Err(ExecError::Run {
         program: program.to_string(),
-        source,
-    })?;
-    Ok(status
-        .code()
-        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+        source: cmd.exec(),
+    })
 }
