@@ -44,6 +44,13 @@ pub enum AgentError {
     AddressNotOurs { ip: Ipv4Addr, range: ipnet::Ipv4Net },
 }
 
+/// Whether an endpoint's address was allocated for the request or already held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Claim {
+    AlreadyOwned,
+    Allocated,
+}
+
 /// Everything the API handlers share.
 pub struct Agent {
     pub config: AgentConfig,
@@ -128,8 +135,19 @@ impl Agent {
                 new.id = Some(id);
             }
         }
-        self.claim_address(new.ipv4, &new.container_id)?;
-        let endpoint = self.endpoints.lock().expect("endpoints lock").create(new)?;
+        let ip = new.ipv4;
+        let claimed = self.claim_address(ip, &new.container_id)?;
+        let created = self.endpoints.lock().expect("endpoints lock").create(new);
+        let endpoint = match created {
+            Ok(endpoint) => endpoint,
+            Err(error) => {
+                if claimed == Claim::Allocated {
+                    // Refused requests change nothing: give back what was taken for them.
+                    let _ = self.ipam.lock().expect("ipam lock").release(ip);
+                }
+                return Err(error.into());
+            }
+        };
         tracing::info!(
             endpoint = %endpoint.id,
             container = %endpoint.container_id,
@@ -217,7 +235,7 @@ impl Agent {
 
     /// The endpoint's address must be ours and belong to its container; an address not yet
     /// allocated (an endpoint created without the IPAM call) is allocated now.
-    fn claim_address(&self, ip: Ipv4Addr, container_id: &str) -> Result<(), AgentError> {
+    fn claim_address(&self, ip: Ipv4Addr, container_id: &str) -> Result<Claim, AgentError> {
         let mut ipam = self.ipam.lock().expect("ipam lock");
         if !ipam.range().contains(&ip) {
             return Err(AgentError::AddressNotOurs {
@@ -226,9 +244,12 @@ impl Agent {
             });
         }
         match ipam.allocations().get(&ip) {
-            Some(owner) if owner == container_id => Ok(()),
+            Some(owner) if owner == container_id => Ok(Claim::AlreadyOwned),
             Some(owner) if owner == ROUTER_OWNER => Err(IpamError::Reserved { ip }.into()),
-            _ => Ok(ipam.allocate_specific(ip, container_id)?),
+            _ => {
+                ipam.allocate_specific(ip, container_id)?;
+                Ok(Claim::Allocated)
+            }
         }
     }
 }

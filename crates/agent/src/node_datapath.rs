@@ -52,17 +52,24 @@ impl EndpointDatapath for NodeDatapath {
 
     fn install(&self, ep: &Endpoint) -> Result<(), NodeDatapathError> {
         let id = ep.id.0;
-        self.datapath
-            .install_endpoint(&EndpointDatapathConfig {
-                id,
-                identity: ep.identity,
-                ipv4: ep.ipv4,
-                mac: ep.mac.0,
-                node_mac: ep.host_mac.0,
-                ifindex: ep.host_ifindex,
-                ifname: ep.host_ifname.clone(),
-            })
-            .map_err(|source| NodeDatapathError::Bpf { id, source })?;
+        let was_attached = self.datapath.endpoint_attached(id);
+        let installed = self.datapath.install_endpoint(&EndpointDatapathConfig {
+            id,
+            identity: ep.identity,
+            ipv4: ep.ipv4,
+            mac: ep.mac.0,
+            node_mac: ep.host_mac.0,
+            ifindex: ep.host_ifindex,
+            ifname: ep.host_ifname.clone(),
+        });
+        if let Err(source) = installed {
+            // A first install that failed half-way is undone; a failed regeneration keeps the
+            // programs that were running.
+            if !was_attached {
+                let _ = self.datapath.remove_endpoint(id, ep.ipv4);
+            }
+            return Err(NodeDatapathError::Bpf { id, source });
+        }
         cilium_netlink::replace_host_route(ep.ipv4, &ep.host_ifname).map_err(|source| {
             NodeDatapathError::Route {
                 id,

@@ -253,7 +253,8 @@ fn health(healthy: bool) -> StatusResponse {
         },
         node_name: "fake".into(),
         version: "test".into(),
-        datapath_mode: "Native".into(),
+        routing_mode: "Native".into(),
+        datapath_mode: "veth".into(),
         attach_mode: "TCX".into(),
         ipam: IpamSummary {
             alloc_range: POOL.into(),
