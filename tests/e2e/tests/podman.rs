@@ -24,8 +24,9 @@ const IMAGE: &str = "localhost/cilt-busybox";
 const CONTAINER: &str = "cilt-httpd";
 const PAGE: &str = "hello.txt";
 const PAGE_BODY: &str = "served by busybox httpd in a podman container\n";
-/// Applets the image links to busybox.
-const APPLETS: [&str; 7] = ["sh", "wget", "httpd", "cat", "ls", "ip", "sleep"];
+/// Applets the image links to busybox. (Debian's busybox `wget -T` crashes, so `timeout`
+/// bounds it instead.)
+const APPLETS: [&str; 8] = ["sh", "wget", "httpd", "timeout", "cat", "ls", "ip", "sleep"];
 /// Longest any one podman command may take.
 const PODMAN_TIMEOUT: Duration = Duration::from_secs(120);
 /// Directories podman writes whatever its flags say (libcni's result cache, the image blob
@@ -54,10 +55,10 @@ fn podman_container_on_the_cilium_network_reaches_a_pod_and_is_reached_by_one() 
             "--network",
             NETWORK,
             IMAGE,
+            "timeout",
+            "10",
             "wget",
             "-qO-",
-            "-T",
-            "5",
             &url,
         ],
         "container -> pod",
@@ -118,7 +119,7 @@ fn podman_container_on_the_cilium_network_reaches_a_pod_and_is_reached_by_one() 
         Duration::from_secs(20),
         "the pod to fetch the page from the container",
         || {
-            let out = lab.exec(POD, &["busybox", "wget", "-qO-", "-T", "3", &page_url]);
+            let out = lab.exec(POD, &["timeout", "5", "busybox", "wget", "-qO-", &page_url]);
             if out.status.success() {
                 Ok(stdout(&out))
             } else {
