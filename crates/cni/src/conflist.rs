@@ -10,8 +10,9 @@ use serde::Serialize;
 /// The file name runtimes look for (lowest number wins among several networks).
 pub const CONFLIST_FILE_NAME: &str = "05-cilium.conflist";
 
-/// Where the plugin logs, as in Cilium's template.
-pub const DEFAULT_LOG_FILE: &str = "/var/run/cilium/cilium-cni.log";
+/// The plugin's log file name; it lives next to the agent socket, which for the default
+/// socket gives Cilium's `/var/run/cilium/cilium-cni.log`.
+pub const LOG_FILE_NAME: &str = "cilium-cni.log";
 
 /// The list, with keys in the order people expect to read them.
 #[derive(Serialize)]
@@ -28,21 +29,25 @@ struct PluginEntry {
     #[serde(rename = "type")]
     plugin_type: &'static str,
     enable_debug: bool,
-    log_file: &'static str,
+    log_file: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     agent_socket: Option<String>,
 }
 
 /// Renders the conflist for an agent listening on `agent_socket`; the `agent-socket` key
-/// appears only when it differs from the default socket.
+/// appears only when it differs from the default socket, and the plugin logs next to it.
 pub fn render(agent_socket: &Path) -> String {
+    let log_file = agent_socket
+        .parent()
+        .unwrap_or(Path::new("/"))
+        .join(LOG_FILE_NAME);
     let list = ConfList {
         cni_version: "1.0.0",
         name: "cilium",
         plugins: [PluginEntry {
             plugin_type: crate::config::PLUGIN_TYPE,
             enable_debug: false,
-            log_file: DEFAULT_LOG_FILE,
+            log_file: log_file.display().to_string(),
             agent_socket: (agent_socket != Path::new(DEFAULT_AGENT_SOCKET))
                 .then(|| agent_socket.display().to_string()),
         }],
