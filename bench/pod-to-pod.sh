@@ -13,7 +13,7 @@
 # Output: a Markdown section on stdout; with --write-docs it also replaces that section in
 # docs/benchmarks.md (between the pod-to-pod markers).
 
-set -euo pipefail
+set -Eeuo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BIN="$ROOT/target/release"
@@ -55,9 +55,9 @@ usage() {
 COMMAND_LINE="bench/pod-to-pod.sh${*:+ $*}"
 while (($#)); do
     case "$1" in
-    --reps) REPS="$2"; shift 2 ;;
-    --lab) LAB="$2"; shift 2 ;;
-    --cni-pods) CNI_PODS="$2"; shift 2 ;;
+    --reps) REPS="${2:?$1 needs a value}"; shift 2 ;;
+    --lab) LAB="${2:?$1 needs a value}"; shift 2 ;;
+    --cni-pods) CNI_PODS="${2:?$1 needs a value}"; shift 2 ;;
     --no-build) BUILD=0; shift ;;
     --write-docs) WRITE_DOCS=1; shift ;;
     -h | --help) usage; exit 0 ;;
@@ -92,9 +92,7 @@ cleanup() {
     local rc=$?
     set +e
     trap - EXIT INT TERM
-    for pid in "${SERVER_PIDS[@]}"; do
-        kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-    done
+    stop_servers
     if ((${#CNI_ADDED[@]})); then
         log "cleanup: CNI DEL for ${#CNI_ADDED[@]} pods"
         for entry in "${CNI_ADDED[@]}"; do
@@ -138,11 +136,21 @@ wait_listen() {
     die "nothing listens on port $2 in $1 after 5 s"
 }
 
-# start_server NS CMD...: runs CMD in NS in the background and remembers its pid.
+# start_server NS CMD...: runs CMD in NS in the background and remembers its pid. `ip netns
+# exec` and `taskset` exec what follows, so the pid is the server's own.
 start_server() {
     local ns="$1"; shift
-    in_ns "$ns" "$@" >"$WORK/server-$ns-$#.log" 2>&1 &
+    ip netns exec "$ns" "$@" >>"$WORK/servers.log" 2>&1 &
     SERVER_PIDS+=("$!")
+}
+
+stop_servers() {
+    local pid
+    for pid in "${SERVER_PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    SERVER_PIDS=()
 }
 
 # ---------------------------------------------------------------- setup
@@ -158,9 +166,27 @@ done
 START_EPOCH=$EPOCHREALTIME
 LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
 
-# Leftovers of an interrupted run.
-for ns in $(bl_namespaces); do log "removing leftover namespace $ns"; ip netns delete "$ns"; done
+# Leftovers of a run that could not clean up (killed with SIGKILL): the servers it started in
+# its own namespaces, the namespaces, the lab.
+kill_in_ns() {
+    local ns="$1" comm_re="$2" pid
+    for pid in $(ip netns pids "$ns" 2>/dev/null); do
+        if [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" =~ $comm_re ]]; then
+            log "stopping leftover $(cat "/proc/$pid/comm") (pid $pid) in $ns"
+            kill "$pid" 2>/dev/null || true
+        fi
+    done
+}
+for ns in $(bl_namespaces); do
+    kill_in_ns "$ns" '^(iperf3|netbench)$'
+    log "removing leftover namespace $ns"
+    ip netns delete "$ns"
+done
 if [[ -e /run/cilium-lab/$LAB/state.json ]] || ip netns list | grep -q "^cilab-$LAB-"; then
+    for ns in $(jq -r '.pods[]? | select(.name | startswith("bench-")) | .netns' \
+        "/run/cilium-lab/$LAB/state.json" 2>/dev/null); do
+        kill_in_ns "$ns" '^(iperf3|netbench)$'
+    done
     log "removing leftover lab $LAB"
     "$LAB_BIN" down --name "$LAB" >/dev/null
 fi
@@ -229,8 +255,11 @@ METRICS_BEFORE="$("$LAB_BIN" node exec --name "$LAB" node1 -- "$BIN/cilium" bpf 
 
 # ---------------------------------------------------------------- traffic, alternating
 
-declare -A TPUT RR_TPS RR_P50 RR_P99 CRR_CPS
-for side in ours base; do TPUT[$side]="" RR_TPS[$side]="" RR_P50[$side]="" RR_P99[$side]="" CRR_CPS[$side]=""; done
+declare -A TPUT RR_TPS RR_P50 RR_P99 CRR_CPS CRR_P50 CRR_IRQ
+for side in ours base; do
+    TPUT[$side]="" RR_TPS[$side]="" RR_P50[$side]="" RR_P99[$side]=""
+    CRR_CPS[$side]="" CRR_P50[$side]="" CRR_IRQ[$side]=""
+done
 
 run_iperf() {
     local side="$1" out
@@ -248,12 +277,19 @@ run_rr() {
     RR_P50[$side]+="$(jq -r .p50_us <<<"$out") "
     RR_P99[$side]+="$(jq -r .p99_us <<<"$out") "
 }
+# Interrupts that wake another context: irq_work (IWI) and function-call IPIs (CAL), all CPUs.
+# The counters are machine-wide, so other work on the machine adds to them.
+wakeup_irqs() { awk '$1 == "IWI:" || $1 == "CAL:" {for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) n += $i} END {print n + 0}' /proc/interrupts; }
 run_crr() {
-    local side="$1" out
+    local side="$1" out irq0 irq1
+    irq0=$(wakeup_irqs)
     out="$(timeout $((CRR_SECS + 20)) ip netns exec "${CLIENT_NS[$side]}" taskset -c 0 \
         "$NETBENCH" crr --addr "${SERVER_IP[$side]}:$NETBENCH_PORT" --duration "$CRR_SECS")" ||
         die "$side: netbench crr failed"
+    irq1=$(wakeup_irqs)
     CRR_CPS[$side]+="$(jq -r .connections_per_sec <<<"$out") "
+    CRR_P50[$side]+="$(jq -r .p50_us <<<"$out") "
+    CRR_IRQ[$side]+="$(awk -v d=$((irq1 - irq0)) -v c="$(jq -r .connections <<<"$out")" 'BEGIN {print d / c}') "
 }
 
 # Odd repetitions run ours first, even ones the baseline first (ABBA), so drift in the
@@ -269,8 +305,7 @@ for test in iperf rr crr; do
 done
 METRICS_AFTER="$("$LAB_BIN" node exec --name "$LAB" node1 -- "$BIN/cilium" bpf metrics list -o json 2>/dev/null || true)"
 
-for pid in "${SERVER_PIDS[@]}"; do kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true; done
-SERVER_PIDS=()
+stop_servers
 "$LAB_BIN" pod del --name "$LAB" bench-client >/dev/null
 "$LAB_BIN" pod del --name "$LAB" bench-server >/dev/null
 
@@ -302,6 +337,7 @@ done
 # entered the node namespace once, and prints "netns container-id microseconds" per call.
 # The clock brackets exactly what a runtime waits for: fork, exec, the plugin's work, exit.
 timed_cni() {
+    # shellcheck disable=SC2016 # the inner script expands its own variables
     nsenter --net="/run/netns/$NODE_NS" -- bash -c '
         set -u
         cmd="$1" pods="$2" bin="$3" path="$4" lab="$5" stdin="$6"
@@ -344,21 +380,24 @@ LOAD_END="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ---------------------------------------------------------------- report
 
-# row NAME UNIT SCALE DECIMALS TARGET_TEXT HIGHER_IS_BETTER(1/0/-) ours_values base_values
+# row NAME UNIT SCALE DECIMALS TARGET CHECK OURS_VALUES BASE_VALUES: one table row with medians
+# and min–max; CHECK is `ratio` (ratio against TARGET_RATIO), `info` (ratio, no target) or
+# `none` (no ratio).
 row() {
-    local name="$1" unit="$2" scale="$3" dec="$4" target="$5" check="$6"
+    local name="$1" unit="${2:+ $2}" scale="$3" dec="$4" target="$5" check="$6"
+    local -a o b
     read -ra o <<<"$7"
     read -ra b <<<"$8"
     local mo mb r met="—"
     mo="$(median "${o[@]}")" mb="$(median "${b[@]}")" r="$(ratio "$mo" "$mb")"
     case "$check" in
-    ratio) met="$(awk -v r="$r" -v t="$TARGET_RATIO" 'BEGIN {print (r>=t) ? "**yes**" : "**no**"}')" ;;
+    ratio) met="$(awk -v r="$r" -v t="$TARGET_RATIO" 'BEGIN {print (r >= t) ? "**yes**" : "**no**"}')" ;;
+    none) r="—" ;;
     esac
-    printf '| %s | %s %s (%s–%s) | %s %s (%s–%s) | %s | %s | %s |\n' "$name" \
-        "$(fmt "$mo" "$dec" "$scale")" "$unit" "$(fmt "$(minimum "${o[@]}")" "$dec" "$scale")" \
-        "$(fmt "$(maximum "${o[@]}")" "$dec" "$scale")" \
-        "$(fmt "$mb" "$dec" "$scale")" "$unit" "$(fmt "$(minimum "${b[@]}")" "$dec" "$scale")" \
-        "$(fmt "$(maximum "${b[@]}")" "$dec" "$scale")" "$r" "$target" "$met"
+    cell() { printf '%s%s (%s–%s)' "$(fmt "$(median "$@")" "$dec" "$scale")" "$unit" \
+        "$(fmt "$(minimum "$@")" "$dec" "$scale")" "$(fmt "$(maximum "$@")" "$dec" "$scale")"; }
+    printf '| %s | %s | %s | %s | %s | %s |\n' "$name" "$(cell "${o[@]}")" "$(cell "${b[@]}")" \
+        "$r" "$target" "$met"
 }
 
 ADD_P50="$(percentile 50 "${ADD_US[@]}")" ADD_P99="$(percentile 99 "${ADD_US[@]}")"
@@ -389,9 +428,11 @@ REPORT="$WORK/report.md"
     echo "|---|---|---|---|---|---|"
     row "TCP throughput, 1 stream (iperf3)" "Gbit/s" 1e9 2 "≥ 0.95" ratio "${TPUT[ours]}" "${TPUT[base]}"
     row "TCP RR, 1 byte (transactions/s)" "k/s" 1e3 1 "≥ 0.95" ratio "${RR_TPS[ours]}" "${RR_TPS[base]}"
-    row "TCP RR latency p50" "µs" 1 2 "—" - "${RR_P50[ours]}" "${RR_P50[base]}"
-    row "TCP RR latency p99" "µs" 1 2 "—" - "${RR_P99[ours]}" "${RR_P99[base]}"
-    row "TCP CRR (connections/s)" "k/s" 1e3 1 "—" - "${CRR_CPS[ours]}" "${CRR_CPS[base]}"
+    row "TCP RR latency p50" "µs" 1 2 "—" info "${RR_P50[ours]}" "${RR_P50[base]}"
+    row "TCP RR latency p99" "µs" 1 2 "—" info "${RR_P99[ours]}" "${RR_P99[base]}"
+    row "TCP CRR (connections/s)" "k/s" 1e3 1 "—" info "${CRR_CPS[ours]}" "${CRR_CPS[base]}"
+    row "TCP CRR latency p50" "µs" 1 1 "—" info "${CRR_P50[ours]}" "${CRR_P50[base]}"
+    row "Wake-up interrupts per CRR connection (diagnostic)" "" 1 2 "—" none "${CRR_IRQ[ours]}" "${CRR_IRQ[base]}"
     echo
     echo "| Metric | Value | Target | Met |"
     echo "|---|---|---|---|"
