@@ -89,7 +89,7 @@ __send_drop_notify(struct __sk_buff *ctx, __u16 source, __u32 src_label,
 	rec->msg.ext_error = 0;
 	rec->msg.ifindex = ctx->ifindex;
 	rec->msg.len_cap = notify_capture(ctx, rec->payload);
-	bpf_ringbuf_submit(rec, 0);
+	events_submit(rec);
 
 	return TC_ACT_SHOT;
 }

@@ -138,5 +138,5 @@ send_trace_notify(struct __sk_buff *ctx, __u32 aggregation, __u8 obs_point,
 	rec->msg.orig_pad2 = 0;
 	rec->msg.orig_pad3 = 0;
 	rec->msg.len_cap = notify_capture(ctx, rec->payload);
-	bpf_ringbuf_submit(rec, 0);
+	events_submit(rec);
 }

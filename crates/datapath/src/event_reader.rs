@@ -2,8 +2,14 @@
 //!
 //! A ring buffer has one consumer position: two readers of the same map
 //! split the events between them, so the agent should run exactly one.
+//!
+//! The datapath submits records without waking the reader (see
+//! `bpf/lib/events.h`: a wake-up per record costs an interrupt and an IPI),
+//! so the reader also drains the ring every [`DRAIN_INTERVAL`]; a ring that
+//! fills past its threshold still wakes it at once.
 
 use std::io;
+use std::time::Duration;
 
 use aya::maps::{MapData, RingBuf};
 use thiserror::Error;
@@ -15,6 +21,9 @@ use crate::{
     events::{DatapathEvent, EventParseError},
     maps::MapsError,
 };
+
+/// Longest time a record waits in the ring before the reader looks.
+pub const DRAIN_INTERVAL: Duration = Duration::from_millis(20);
 
 /// Failures reading events.
 #[derive(Debug, Error)]
@@ -83,15 +92,16 @@ impl EventReader {
             if let Some(record) = self.try_next() {
                 return Ok(record);
             }
-            let mut guard = self
-                .ring
-                .readable_mut()
-                .await
-                .map_err(|source| EventReaderError::Poll { source })?;
-            if let Some(item) = guard.get_inner_mut().next() {
-                return Ok(item.to_vec());
+            tokio::select! {
+                ready = self.ring.readable_mut() => {
+                    let mut guard = ready.map_err(|source| EventReaderError::Poll { source })?;
+                    if let Some(item) = guard.get_inner_mut().next() {
+                        return Ok(item.to_vec());
+                    }
+                    guard.clear_ready();
+                }
+                _ = tokio::time::sleep(DRAIN_INTERVAL) => {}
             }
-            guard.clear_ready();
         }
     }
 

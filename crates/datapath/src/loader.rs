@@ -3,10 +3,11 @@
 //! globals, sharing those pinned maps.
 
 use std::net::Ipv4Addr;
+use std::sync::OnceLock;
 
 use aya::{
     programs::{ProgramError, SchedClassifier},
-    Ebpf, EbpfError, EbpfLoader,
+    Btf, Ebpf, EbpfError, EbpfLoader,
 };
 use thiserror::Error;
 
@@ -168,6 +169,14 @@ impl EndpointObject {
     }
 }
 
+/// The kernel's BTF, parsed once per process: aya would otherwise re-read and re-parse the
+/// multi-megabyte `/sys/kernel/btf/vmlinux` for every endpoint it loads (a third of the
+/// agent's CPU per endpoint, docs/benchmarks.md). `None` on kernels without BTF.
+fn kernel_btf() -> Option<&'static Btf> {
+    static KERNEL_BTF: OnceLock<Option<Btf>> = OnceLock::new();
+    KERNEL_BTF.get_or_init(|| Btf::from_sys_fs().ok()).as_ref()
+}
+
 fn parse_object<'a>(
     paths: &BpfPaths,
     sizes: &MapSizes,
@@ -176,6 +185,7 @@ fn parse_object<'a>(
     let globals = paths.globals();
     let mut loader: EbpfLoader<'a> = EbpfLoader::new();
     loader
+        .btf(kernel_btf())
         .default_map_pin_directory(&globals)
         .map_max_entries(CT_TCP4_MAP, sizes.ct_tcp)
         .map_max_entries(CT_ANY4_MAP, sizes.ct_any);
