@@ -3,17 +3,16 @@
 
 use sha2::{Digest, Sha256};
 
-/// The two names of a pod's veth pair while it is being created.
+/// The name of a pod's veth pair on the node's side (the pod's side is `CNI_IFNAME`, created
+/// directly inside the pod).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VethNames {
     /// Host side, kept for the pod's life: `lxc` + 12 hex digits.
     pub host: String,
-    /// Pod side before it moves into the pod and takes `CNI_IFNAME`: `tmp` + 12 hex digits.
-    pub temp_peer: String,
 }
 
 impl VethNames {
-    /// Names from the first 12 hex digits of sha256(container ID + interface name).
+    /// The name from the first 12 hex digits of sha256(container ID + interface name).
     pub fn for_container(container_id: &str, ifname: &str) -> Self {
         let digest = Sha256::digest(format!("{container_id}{ifname}").as_bytes());
         let hex: String = digest
@@ -23,7 +22,6 @@ impl VethNames {
             .collect();
         Self {
             host: format!("lxc{hex}"),
-            temp_peer: format!("tmp{hex}"),
         }
     }
 }
@@ -37,7 +35,6 @@ mod tests {
         // sha256("abceth0") starts with a06d7003e199.
         let names = VethNames::for_container("abc", "eth0");
         assert_eq!(names.host, "lxca06d7003e199");
-        assert_eq!(names.temp_peer, "tmpa06d7003e199");
     }
 
     #[test]

@@ -307,6 +307,35 @@ fn bad_requests_change_nothing() {
 }
 
 #[test]
+fn an_interface_name_taken_in_the_pod_is_refused_and_kept() {
+    let node = Node::new();
+    let pod = TestNetns::new();
+    support::netns::ip(&[
+        "-n", &pod.name, "link", "add", "eth0", "type", "veth", "peer", "name", "other0",
+    ]);
+    let taken_index = pod.link("eth0")["ifindex"].clone();
+
+    let error = node
+        .call("ADD", "c-taken", Some(&pod), &node.conf("1.0.0"))
+        .assert_error(999);
+    let msg = error["msg"].as_str().unwrap();
+    assert!(msg.contains("eth0") && msg.contains(&pod.path()), "{error}");
+    assert!(
+        !node.agent.state().saw("POST /v1/ipam"),
+        "an IP was allocated"
+    );
+    node.assert_clean();
+    let mut left = pod.link_names();
+    left.sort();
+    assert_eq!(left, vec!["eth0", "lo", "other0"]);
+    assert_eq!(
+        pod.link("eth0")["ifindex"],
+        taken_index,
+        "the pod's own eth0 was replaced"
+    );
+}
+
+#[test]
 fn a_failed_endpoint_registration_is_rolled_back() {
     let node = Node::new();
     let pod = TestNetns::new();

@@ -133,6 +133,50 @@ fn veth_between_namespaces_with_address_and_routes() {
 }
 
 #[test]
+fn veth_peer_is_created_inside_the_other_namespace() {
+    let node = NsGuard::new();
+    let pod = NsGuard::new();
+    let pod_ns = pod.open();
+    let nl_node = Netlink::connect_in(&node.open()).expect("netlink in node");
+    let nl_pod = Netlink::connect_in(&pod_ns).expect("netlink in pod");
+
+    nl_node
+        .create_veth_with_peer_in("cilt-host", "eth0", &pod_ns, 1420)
+        .expect("create veth with peer in pod");
+    let host = nl_node
+        .link_by_name("cilt-host")
+        .expect("lookup host end")
+        .expect("host end exists in the node namespace");
+    let peer = nl_pod
+        .link_by_name("eth0")
+        .expect("lookup pod end")
+        .expect("pod end exists in the pod namespace under its final name");
+    assert_eq!((host.mtu, host.up), (1420, false), "{host:?}");
+    assert_eq!((peer.mtu, peer.up), (1420, false), "{peer:?}");
+    assert_eq!(nl_node.link_by_name("eth0").expect("lookup"), None);
+    let shown = ip(&["-n", &pod.name, "-d", "link", "show", "eth0"]);
+    assert!(
+        shown.contains("veth") && shown.contains("mtu 1420"),
+        "{shown}"
+    );
+
+    // A second pair whose peer name is taken in the pod: refused, and nothing is left behind.
+    let err = nl_node
+        .create_veth_with_peer_in("cilt-host2", "eth0", &pod_ns, 1420)
+        .unwrap_err();
+    assert_eq!(err.errno(), Some(nix::libc::EEXIST), "{err:?}");
+    assert!(err.to_string().contains(&pod.path()), "{err}");
+    assert_eq!(nl_node.link_by_name("cilt-host2").expect("lookup"), None);
+
+    assert!(nl_node.delete_link("cilt-host").expect("delete host end"));
+    assert_eq!(
+        nl_pod.link_by_name("eth0").expect("lookup"),
+        None,
+        "deleting the host end removes the pod end"
+    );
+}
+
+#[test]
 fn missing_links_are_reported_by_name() {
     let ns = NsGuard::new();
     let nl = Netlink::connect_in(&ns.open()).expect("netlink");
