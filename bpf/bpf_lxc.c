@@ -3,14 +3,20 @@
  * bpf_lxc.c - datapath of one endpoint (pod), attached to the host side of
  * its veth pair.
  *
- *   cil_from_container  tc ingress of the host veth: packets leaving the pod
+ *   cil_from_container  tc ingress of the host veth: packets leaving the pod,
+ *                       delivered locally, encapsulated towards the node
+ *                       that hosts the destination (tunnel mode) or handed
+ *                       to the stack
  *   cil_to_container    tc egress of the host veth: packets from the node's
- *                       stack to the pod
+ *                       stack to the pod, among them native-routed traffic
+ *                       of remote pods, whose identity the ipcache gives
  *   handle_policy       tail-call target in cilium_call_policy[LXC_ID]: local
  *                       delivery into this endpoint from anywhere
  *
  * Every per-endpoint value is a load-time global (set by the agent when it
- * loads the object), so one compiled object serves every endpoint.
+ * loads the object), so one compiled object serves every endpoint. The
+ * node-wide ROUTING_MODE and TUNNEL_IFINDEX are globals too, the same for
+ * every endpoint of a node.
  */
 #include <linux/ip.h>
 
@@ -24,6 +30,9 @@
 #include "lib/trace.h"
 #include "lib/drop.h"
 #include "lib/conntrack.h"
+#include "lib/ipcache.h"
+#include "lib/encap.h"
+#include "lib/local_delivery.h"
 #include "lib/layout.h"
 
 #define THIS_SOURCE_FILE	SOURCE_FILE_BPF_LXC
@@ -42,6 +51,10 @@ volatile const __u8 NODE_MAC[ETH_ALEN] = {};
 volatile const __u32 LXC_IFINDEX = 0;
 /* TRACE_AGGREGATE_* level of trace notifications. */
 volatile const __u32 MONITOR_AGGREGATION = TRACE_AGGREGATE_ACTIVE_CT;
+/* ROUTING_MODE_NATIVE or ROUTING_MODE_TUNNEL (node-wide). */
+volatile const __u32 ROUTING_MODE = ROUTING_MODE_NATIVE;
+/* ifindex of the node's tunnel device in tunnel mode (node-wide). */
+volatile const __u32 TUNNEL_IFINDEX = 0;
 
 static __always_inline __u16 lxc_id(void)
 {
@@ -74,21 +87,39 @@ static __always_inline int handle_arp_from_lxc(struct __sk_buff *ctx)
 static __always_inline int local_delivery4(struct __sk_buff *ctx,
 					   const struct endpoint_info *ep)
 {
-	__u32 dst_id = ep->lxc_id;
-
 	update_metrics(ctx->len, METRIC_EGRESS, REASON_FORWARDED);
-	ctx->cb[CB_SRC_LABEL] = SECLABEL;
-	bpf_tail_call(ctx, &cilium_call_policy, dst_id);
-	return DROP_MISSED_TAIL_CALL;
+	return tail_call_policy(ctx, ep->lxc_id, SECLABEL);
+}
+
+/*
+ * Send a packet to the node hosting its destination through the tunnel
+ * device, this endpoint's identity in the VNI.
+ */
+static __always_inline int encap_to_node4(struct __sk_buff *ctx,
+					  __be32 tunnel_endpoint,
+					  __u32 dst_label,
+					  const struct trace_ctx *tctx)
+{
+	int ret;
+
+	ret = encap_set_tunnel_key4(ctx, tunnel_endpoint, SECLABEL);
+	if (IS_DROP(ret))
+		return ret;
+	send_trace_notify(ctx, MONITOR_AGGREGATION, TRACE_TO_OVERLAY, lxc_id(),
+			  SECLABEL, dst_label, 0, TUNNEL_IFINDEX, tctx);
+	update_metrics(ctx->len, METRIC_EGRESS, REASON_FORWARDED);
+	return bpf_redirect(TUNNEL_IFINDEX, 0);
 }
 
 static __always_inline int handle_ipv4_from_lxc(struct __sk_buff *ctx,
 						__u32 *dst_id)
 {
+	struct remote_endpoint_info *remote;
 	struct trace_ctx tctx = {};
 	struct ct_packet pkt = {};
 	struct endpoint_info *ep;
 	struct iphdr *ip4;
+	__u32 dst_label = 0;
 	__be32 daddr;
 	int ret;
 
@@ -114,8 +145,19 @@ static __always_inline int handle_ipv4_from_lxc(struct __sk_buff *ctx,
 		return local_delivery4(ctx, ep);
 	}
 
+	remote = ipcache_lookup4(daddr);
+	if (remote) {
+		__be32 tunnel_endpoint = ipcache_tunnel_endpoint4(remote);
+
+		dst_label = remote->sec_identity;
+		if (ROUTING_MODE == ROUTING_MODE_TUNNEL && tunnel_endpoint)
+			return encap_to_node4(ctx, tunnel_endpoint, dst_label,
+					      &tctx);
+	}
+
+	/* Native routing, or a destination outside the cluster's pods. */
 	send_trace_notify(ctx, MONITOR_AGGREGATION, TRACE_TO_STACK, lxc_id(),
-			  SECLABEL, 0, 0, 0, &tctx);
+			  SECLABEL, dst_label, 0, 0, &tctx);
 	update_metrics(ctx->len, METRIC_EGRESS, REASON_FORWARDED);
 	return TC_ACT_OK;
 }
@@ -206,13 +248,21 @@ int handle_policy(struct __sk_buff *ctx)
 	return ret;
 }
 
-/* Identity of a source reaching the pod through the node's stack. */
+/*
+ * Identity of a source reaching the pod through the node's stack: host for
+ * the node's own addresses, the ipcache's identity for any address the
+ * cluster knows (remote pods in native routing), world otherwise.
+ */
 static __always_inline __u32 stack_source_identity(__be32 saddr)
 {
 	struct endpoint_info *ep = lookup_ip4_endpoint(saddr);
+	struct remote_endpoint_info *remote;
 
 	if (ep && (ep->flags & ENDPOINT_F_HOST))
 		return HOST_ID;
+	remote = ipcache_lookup4(saddr);
+	if (remote && remote->sec_identity)
+		return remote->sec_identity;
 	return WORLD_ID;
 }
 

@@ -18,9 +18,12 @@
 #define DROP_CT_INVALID_HDR	-135
 #define DROP_UNKNOWN_L3		-139
 #define DROP_MISSED_TAIL_CALL	-140
+#define DROP_WRITE_ERROR	-141
+#define DROP_NO_TUNNEL_KEY	-147
 #define DROP_CSUM_L3		-153
 #define DROP_CT_CREATE_FAILED	-155
 #define DROP_FRAG_NOSUPPORT	-157
+#define DROP_INVALID_IDENTITY	-171
 #define DROP_TTL_EXCEEDED	-196
 
 /* Layout version of struct drop_notify as emitted here. */

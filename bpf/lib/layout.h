@@ -11,6 +11,7 @@
 #include <stddef.h>
 
 #include "maps.h"
+#include "ipcache.h"
 #include "conntrack.h"
 #include "metrics.h"
 #include "trace.h"
@@ -36,6 +37,19 @@ ASSERT_OFFSET(struct endpoint_info, flags, 8);
 ASSERT_OFFSET(struct endpoint_info, mac, 12);
 ASSERT_OFFSET(struct endpoint_info, node_mac, 20);
 ASSERT_OFFSET(struct endpoint_info, pad, 28);
+
+ASSERT_LAYOUT(struct ipcache_key, 24);
+ASSERT_OFFSET(struct ipcache_key, cluster_id, 4);
+ASSERT_OFFSET(struct ipcache_key, pad1, 6);
+ASSERT_OFFSET(struct ipcache_key, family, 7);
+ASSERT_OFFSET(struct ipcache_key, ip4, 8);
+ASSERT_OFFSET(struct ipcache_key, ip6, 8);
+
+ASSERT_LAYOUT(struct remote_endpoint_info, 12);
+ASSERT_OFFSET(struct remote_endpoint_info, tunnel_endpoint, 4);
+ASSERT_OFFSET(struct remote_endpoint_info, node_id, 8);
+ASSERT_OFFSET(struct remote_endpoint_info, key, 10);
+ASSERT_OFFSET(struct remote_endpoint_info, flags, 11);
 
 ASSERT_LAYOUT(struct ipv4_ct_tuple, 14);
 ASSERT_OFFSET(struct ipv4_ct_tuple, saddr, 4);

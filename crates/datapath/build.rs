@@ -1,5 +1,6 @@
-//! Compiles the endpoint datapath `bpf/bpf_lxc.c` with clang into `OUT_DIR`,
-//! where `src/loader.rs` embeds it. Set `CLANG` to use another compiler.
+//! Compiles the datapath objects (`bpf/bpf_lxc.c` for endpoints,
+//! `bpf/bpf_overlay.c` for the tunnel device) with clang into `OUT_DIR`,
+//! where `src/loader.rs` embeds them. Set `CLANG` to use another compiler.
 
 use std::{
     env,
@@ -8,6 +9,9 @@ use std::{
 };
 
 use anyhow::{bail, Context, Result};
+
+/// The objects to build: `bpf/<name>.c` becomes `$OUT_DIR/<name>.o`.
+const OBJECTS: [&str; 2] = ["bpf_lxc", "bpf_overlay"];
 
 /// Every file under `dir` (recursively), for `rerun-if-changed`.
 fn sources(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
@@ -46,9 +50,17 @@ fn main() -> Result<()> {
     println!("cargo:rerun-if-env-changed=CLANG");
 
     let clang = env::var("CLANG").unwrap_or_else(|_| "clang".to_string());
-    let source = bpf_dir.join("bpf_lxc.c");
-    let object = out_dir.join("bpf_lxc.o");
-    let output = Command::new(&clang)
+    for name in OBJECTS {
+        compile(&clang, &bpf_dir, &out_dir, name)?;
+    }
+    Ok(())
+}
+
+/// Compiles `bpf/<name>.c` into `<out_dir>/<name>.o`.
+fn compile(clang: &str, bpf_dir: &Path, out_dir: &Path, name: &str) -> Result<()> {
+    let source = bpf_dir.join(format!("{name}.c"));
+    let object = out_dir.join(format!("{name}.o"));
+    let output = Command::new(clang)
         .args(["-O2", "-g", "-target", "bpf", "-mcpu=v3"])
         .args(["-Wall", "-Wextra", "-Werror"])
         .arg("-I/usr/include/x86_64-linux-gnu")

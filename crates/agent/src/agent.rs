@@ -14,6 +14,7 @@ use cilium_endpoint::{
 };
 use cilium_ipam::{FileStore as IpamFileStore, HostScopeAllocator, IpamError, ROUTER_OWNER};
 
+use crate::cluster::Cluster;
 use crate::config::AgentConfig;
 use crate::node_datapath::NodeDatapath;
 
@@ -21,8 +22,6 @@ use crate::node_datapath::NodeDatapath;
 pub const PLACEHOLDER_IDENTITY: u32 = 5;
 pub const PLACEHOLDER_IDENTITY_LABELS: &[&str] = &["reserved:init"];
 
-/// Pods on this node are reached directly; cross-node routing modes arrive with multi-node.
-const ROUTING_MODE: &str = "Native";
 /// Pods are attached with veth pairs.
 const DEVICE_MODE: &str = "veth";
 
@@ -58,9 +57,12 @@ pub struct Agent {
     pub started: Instant,
     pub ipam: Mutex<Ipam>,
     pub endpoints: Mutex<Endpoints>,
+    pub cluster: Cluster,
 }
 
 impl Agent {
+    /// Health and configuration summary; the kvstore part is filled in by the caller (it
+    /// needs to ask the store).
     pub fn status(&self) -> api::StatusResponse {
         let (alloc_range, allocated, capacity) = {
             let ipam = self.ipam.lock().expect("ipam lock");
@@ -73,7 +75,10 @@ impl Agent {
             },
             node_name: self.config.node_name.clone(),
             version: env!("CARGO_PKG_VERSION").into(),
-            routing_mode: ROUTING_MODE.into(),
+            routing_mode: match self.config.routing_mode {
+                crate::config::RoutingMode::Tunnel => "Tunnel".into(),
+                crate::config::RoutingMode::Native => "Native".into(),
+            },
             datapath_mode: DEVICE_MODE.into(),
             attach_mode: self.attach_mode.clone(),
             ipam: api::IpamSummary {
@@ -84,6 +89,52 @@ impl Agent {
             endpoints: self.endpoints.lock().expect("endpoints lock").len(),
             bpf_root: self.config.bpf_root.display().to_string(),
             uptime_seconds: self.started.elapsed().as_secs(),
+            kvstore: None,
+            cluster: Some(api::ClusterStatus {
+                cluster_name: self.cluster.cluster_name().to_string(),
+                nodes: {
+                    let mut names: Vec<String> =
+                        self.cluster.nodes().into_iter().map(|n| n.name).collect();
+                    if !names.contains(&self.config.node_name) {
+                        names.push(self.config.node_name.clone());
+                        names.sort();
+                    }
+                    names
+                },
+            }),
+        }
+    }
+
+    /// `GET /cluster/nodes`: the nodes known from the kvstore.
+    pub fn cluster_nodes(&self) -> api::ClusterNodeStatus {
+        api::ClusterNodeStatus {
+            self_name: self.config.node_name.clone(),
+            nodes_added: self
+                .cluster
+                .nodes()
+                .into_iter()
+                .map(|node| api::NodeElement {
+                    primary_address: api::NodeAddressing {
+                        ipv4: api::NodeAddressingElement {
+                            enabled: true,
+                            ip: node
+                                .internal_ip()
+                                .map(|ip| ip.to_string())
+                                .unwrap_or_default(),
+                            alloc_range: node
+                                .ipv4_alloc_cidr
+                                .map(|c| c.to_string())
+                                .unwrap_or_default(),
+                        },
+                    },
+                    ipv4_alloc_cidr: node
+                        .ipv4_alloc_cidr
+                        .map(|c| c.to_string())
+                        .unwrap_or_default(),
+                    name: node.name,
+                    cluster: node.cluster,
+                })
+                .collect(),
         }
     }
 
@@ -91,7 +142,7 @@ impl Agent {
         let router = self.ipam.lock().expect("ipam lock").router();
         api::DaemonConfiguration {
             node_name: self.config.node_name.clone(),
-            pod_cidr: self.config.pod_cidr.to_string(),
+            pod_cidr: self.cluster.local().pod_cidr.to_string(),
             router_ip: router.to_string(),
             bpf_root: self.config.bpf_root.display().to_string(),
             state_dir: self.config.state_dir.display().to_string(),
@@ -99,6 +150,10 @@ impl Agent {
             attach_mode: self.attach_mode.clone(),
             datapath_mode: DEVICE_MODE.into(),
             monitor_aggregation: self.config.monitor_aggregation.name().into(),
+            routing_mode: self.config.routing_mode.name().into(),
+            cluster_name: self.config.cluster_name.clone(),
+            kvstore: self.config.kvstore.name().into(),
+            node_ip: self.cluster.local().node_ip.to_string(),
         }
     }
 
@@ -148,6 +203,12 @@ impl Agent {
                 return Err(error.into());
             }
         };
+        self.cluster.endpoint_up(
+            endpoint.ipv4,
+            endpoint.identity,
+            &endpoint.k8s_namespace,
+            &endpoint.k8s_pod_name,
+        );
         tracing::info!(
             endpoint = %endpoint.id,
             container = %endpoint.container_id,
@@ -165,6 +226,7 @@ impl Agent {
             .lock()
             .expect("endpoints lock")
             .delete(&selector)?;
+        self.cluster.endpoint_down(removed.ipv4);
         tracing::info!(endpoint = %removed.id, container = %removed.container_id, "endpoint deleted");
         Ok(())
     }

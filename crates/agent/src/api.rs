@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use cilium_api::models::{ApiError, EndpointChangeRequest};
+use cilium_api::models::{ApiError, EndpointChangeRequest, KvPair, Status};
 use cilium_endpoint::EndpointError;
 use cilium_ipam::IpamError;
 
@@ -29,11 +29,59 @@ pub fn router(agent: Arc<Agent>) -> Router {
         )
         .route("/v1/ipam", get(ipam_status).post(allocate_ip))
         .route("/v1/ipam/{ip}", post(reject_specific).delete(release_ip))
+        .route("/v1/cluster/nodes", get(cluster_nodes))
+        .route("/v1/kvstore", get(kvstore_get))
         .with_state(agent)
 }
 
 async fn healthz(State(agent): State<Arc<Agent>>) -> Response {
-    Json(agent.status()).into_response()
+    let mut status = agent.status();
+    let store = agent.cluster.kvstore_status().await;
+    status.kvstore = Some(Status {
+        state: if store.is_healthy() { "Ok" } else { "Failure" }.into(),
+        msg: store.to_string(),
+    });
+    Json(status).into_response()
+}
+
+async fn cluster_nodes(State(agent): State<Arc<Agent>>) -> Response {
+    Json(agent.cluster_nodes()).into_response()
+}
+
+/// `GET /v1/kvstore?key=K[&recursive=true]`: entries at (or under) a key, values as text.
+async fn kvstore_get(
+    State(agent): State<Arc<Agent>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let Some(key) = query.get("key").filter(|k| !k.is_empty()) else {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            "missing query parameter key".into(),
+        );
+    };
+    let recursive = query.get("recursive").is_some_and(|r| r == "true");
+    let store = agent.cluster.store();
+    let entries = if recursive {
+        store.list(key).await.map(|(entries, _)| entries)
+    } else {
+        store
+            .get(key)
+            .await
+            .map(|entry| entry.into_iter().collect())
+    };
+    match entries {
+        Ok(entries) => Json(
+            entries
+                .into_iter()
+                .map(|kv| KvPair {
+                    key: kv.key,
+                    value: String::from_utf8_lossy(&kv.value).into_owned(),
+                })
+                .collect::<Vec<_>>(),
+        )
+        .into_response(),
+        Err(error) => error_response(StatusCode::SERVICE_UNAVAILABLE, chain(&error)),
+    }
 }
 
 async fn config(State(agent): State<Arc<Agent>>) -> Response {

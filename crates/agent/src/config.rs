@@ -17,9 +17,48 @@ pub struct AgentConfig {
     #[arg(long, env = "CILIUM_NODE_NAME")]
     pub node_name: String,
 
-    /// The node's pod CIDR; the first address is the router (gateway) IP.
+    /// The node's pod CIDR (the first address is the router IP). Without it, the node takes
+    /// one from the cluster pool through the kvstore.
     #[arg(long)]
-    pub pod_cidr: Ipv4Net,
+    pub pod_cidr: Option<Ipv4Net>,
+
+    /// Name of the cluster this node belongs to (keys in the kvstore are per cluster).
+    #[arg(long, default_value = "default")]
+    pub cluster_name: String,
+
+    /// Where cluster state is shared: `embedded` (in this process: a lone node) or `etcd`.
+    #[arg(long, value_enum, default_value_t = KvstoreKind::Embedded)]
+    pub kvstore: KvstoreKind,
+
+    /// etcd client URLs, comma-separated (with `--kvstore etcd`).
+    #[arg(long, value_delimiter = ',')]
+    pub kvstore_endpoints: Vec<String>,
+
+    /// Seconds the node's kvstore entries outlive the agent (Cilium's lease: 15 minutes).
+    #[arg(long, default_value_t = 900)]
+    pub kvstore_lease_ttl: u64,
+
+    /// How pods on other nodes are reached: `tunnel` (VXLAN, identity in the VNI) or `native`
+    /// (routes via the other nodes' addresses).
+    #[arg(long, value_enum, default_value_t = RoutingMode::Tunnel)]
+    pub routing_mode: RoutingMode,
+
+    /// The device facing the other nodes; its IPv4 address is the node's address. Default: the
+    /// first device with a global IPv4 address that is not one of ours.
+    #[arg(long)]
+    pub direct_routing_device: Option<String>,
+
+    /// UDP port of the VXLAN tunnel.
+    #[arg(long, default_value_t = 8472)]
+    pub tunnel_port: u16,
+
+    /// Range node pod CIDRs are carved from (cluster-pool IPAM).
+    #[arg(long, default_value = cilium_ipam::DEFAULT_CLUSTER_POOL)]
+    pub cluster_pool_ipv4_cidr: Ipv4Net,
+
+    /// Prefix length of each node's pod CIDR.
+    #[arg(long, default_value_t = cilium_ipam::DEFAULT_NODE_MASK)]
+    pub cluster_pool_ipv4_mask_size: u8,
 
     /// Directory for persistent state (IPAM allocations, endpoint records).
     #[arg(long, default_value = "/var/run/cilium/state")]
@@ -60,6 +99,36 @@ pub enum AttachModeArg {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KvstoreKind {
+    Embedded,
+    Etcd,
+}
+
+impl KvstoreKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            KvstoreKind::Embedded => "embedded",
+            KvstoreKind::Etcd => "etcd",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RoutingMode {
+    Tunnel,
+    Native,
+}
+
+impl RoutingMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            RoutingMode::Tunnel => "tunnel",
+            RoutingMode::Native => "native",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum MonitorAggregation {
     None,
     Medium,
@@ -94,6 +163,12 @@ impl AgentConfig {
     pub fn monitor_socket(&self) -> PathBuf {
         cilium_api::paths::monitor_socket_for(&self.socket)
     }
+
+    /// Where the pod CIDR taken from the cluster pool is remembered, so a restart keeps it
+    /// even while the kvstore is unreachable.
+    pub fn pod_cidr_file(&self) -> PathBuf {
+        self.state_dir.join("pod-cidr")
+    }
 }
 
 #[cfg(test)]
@@ -116,6 +191,11 @@ mod tests {
             PathBuf::from("/var/run/cilium/monitor1_2.sock")
         );
         assert_eq!(config.monitor_aggregation.datapath_level(), 3);
+        assert_eq!(config.routing_mode, RoutingMode::Tunnel);
+        assert_eq!(config.kvstore, KvstoreKind::Embedded);
+        assert_eq!(config.cluster_pool_ipv4_cidr.to_string(), "10.0.0.0/8");
+        assert_eq!(config.cluster_pool_ipv4_mask_size, 24);
+        assert_eq!(config.tunnel_port, 8472);
     }
 
     #[test]

@@ -2,42 +2,113 @@
 //!
 //! Start-up order matters for a restart with pods running: the pinned maps and links are
 //! adopted before anything is changed, so traffic keeps flowing while the agent comes up; the
-//! API socket (and the CNI config that tells runtimes we are ready) come last.
+//! kvstore is never waited for once the node has its pod CIDR (a restart keeps the one it
+//! had); the API socket (and the CNI config that tells runtimes we are ready) come last.
 
+use std::net::Ipv4Addr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use cilium_datapath::{AttachPreference, Datapath, DatapathConfig, EventReader};
+use cilium_datapath::maps::IpcacheMap;
+use cilium_datapath::{AttachPreference, Datapath, DatapathConfig, EventReader, Routing};
 use cilium_endpoint::{EndpointManager, FileStore as EndpointFileStore};
-use cilium_ipam::{FileStore as IpamFileStore, HostScopeAllocator};
+use cilium_ipam::{ClusterPool, FileStore as IpamFileStore, HostScopeAllocator};
+use cilium_kvstore::{EtcdConfig, EtcdStore, KvStore, MemoryStore};
+use ipnet::Ipv4Net;
 use tokio::net::UnixListener;
 
 use crate::agent::{Agent, Endpoints, Ipam, PLACEHOLDER_IDENTITY, PLACEHOLDER_IDENTITY_LABELS};
-use crate::config::{AgentConfig, AttachModeArg};
+use crate::cluster::reconcile::NodeClusterDatapath;
+use crate::cluster::view::LocalNode;
+use crate::cluster::{pod_cidr, Cluster};
+use crate::config::{AgentConfig, AttachModeArg, KvstoreKind, RoutingMode};
 use crate::node_datapath::NodeDatapath;
-use crate::{api, host_devices, monitor_server};
+use crate::{api, host_devices, monitor_server, node_address};
+
+/// The tunnel device, as Cilium names it.
+pub const TUNNEL_DEVICE: &str = "cilium_vxlan";
+/// VXLAN over IPv4 adds 50 bytes; pods get the underlay MTU minus that in tunnel mode.
+const TUNNEL_OVERHEAD: u32 = 50;
+const UNDERLAY_MTU: u32 = 1500;
+/// Longest pause between attempts to claim a pod CIDR while the kvstore is unreachable.
+const CLAIM_RETRY_MAX: Duration = Duration::from_secs(5);
 
 /// Runs the agent until SIGTERM or SIGINT.
 pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     let started = Instant::now();
+    std::fs::create_dir_all(&config.state_dir)
+        .with_context(|| format!("creating state dir {}", config.state_dir.display()))?;
+    if let Some(dir) = config.socket.parent() {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating socket dir {}", dir.display()))?;
+    }
+
+    let store = connect_kvstore(&config).await?;
+    let (pod_cidr, claim) = resolve_pod_cidr(&config, store.as_ref()).await?;
+    let device = config.direct_routing_device.clone();
+    let underlay = tokio::task::spawn_blocking(move || node_address::detect(device.as_deref()))
+        .await
+        .context("node address task panicked")??;
+
     let prepare_config = config.clone();
-    let (agent, events) = tokio::task::spawn_blocking(move || prepare(prepare_config, started))
+    let prepared = tokio::task::spawn_blocking(move || prepare(prepare_config, pod_cidr))
         .await
         .context("start-up task panicked")??;
+    let node_ip = underlay.as_ref().map_or(prepared.router_ip, |u| u.address);
+    let route_device = underlay.map(|u| u.device).unwrap_or_default();
 
-    monitor_server::start(&config.monitor_socket(), events)?;
+    let local = LocalNode {
+        name: config.node_name.clone(),
+        node_ip,
+        router_ip: prepared.router_ip,
+        pod_cidr,
+        routing: config.routing_mode,
+    };
+    let cluster = Cluster::start(
+        store,
+        &config.cluster_name,
+        local,
+        Duration::from_secs(config.kvstore_lease_ttl.max(1)),
+        claim,
+        NodeClusterDatapath {
+            ipcache: prepared.ipcache,
+            device: route_device,
+        },
+    );
+    {
+        let endpoints = prepared.endpoints.lock().expect("endpoints lock");
+        for ep in endpoints.list() {
+            cluster.endpoint_up(ep.ipv4, ep.identity, &ep.k8s_namespace, &ep.k8s_pod_name);
+        }
+    }
+
+    let agent = Arc::new(Agent {
+        config: config.clone(),
+        attach_mode: prepared.attach_mode,
+        started,
+        ipam: prepared.ipam,
+        endpoints: prepared.endpoints,
+        cluster,
+    });
+
+    monitor_server::start(&config.monitor_socket(), prepared.events)?;
     spawn_conntrack_gc(agent.clone());
 
     let _ = std::fs::remove_file(&config.socket);
     let listener = UnixListener::bind(&config.socket)
         .with_context(|| format!("binding the API socket {}", config.socket.display()))?;
     if let Some(path) = &config.write_cni_conf_when_ready {
-        write_cni_config(path, &config.socket)?;
+        let mtu =
+            (config.routing_mode == RoutingMode::Tunnel).then_some(UNDERLAY_MTU - TUNNEL_OVERHEAD);
+        write_cni_config(path, &config.socket, mtu)?;
     }
     tracing::info!(
         socket = %config.socket.display(),
+        %pod_cidr,
+        %node_ip,
+        routing = config.routing_mode.name(),
         elapsed_ms = started.elapsed().as_millis() as u64,
         "agent ready"
     );
@@ -54,22 +125,89 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Everything that needs syscalls before serving: state, devices, datapath, restore.
-fn prepare(config: AgentConfig, started: Instant) -> anyhow::Result<(Arc<Agent>, EventReader)> {
-    std::fs::create_dir_all(&config.state_dir)
-        .with_context(|| format!("creating state dir {}", config.state_dir.display()))?;
-    if let Some(dir) = config.socket.parent() {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("creating socket dir {}", dir.display()))?;
-    }
+async fn connect_kvstore(config: &AgentConfig) -> anyhow::Result<Arc<dyn KvStore>> {
+    Ok(match config.kvstore {
+        KvstoreKind::Embedded => Arc::new(MemoryStore::new()),
+        KvstoreKind::Etcd => {
+            anyhow::ensure!(
+                !config.kvstore_endpoints.is_empty(),
+                "--kvstore etcd needs --kvstore-endpoints"
+            );
+            Arc::new(
+                EtcdStore::connect(EtcdConfig::new(config.kvstore_endpoints.clone()))
+                    .await
+                    .context("setting up the etcd client")?,
+            )
+        }
+    })
+}
 
-    let mut ipam: Ipam = HostScopeAllocator::open(
-        config.pod_cidr,
-        IpamFileStore::new(config.ipam_state_file()),
-    )
-    .context("opening IPAM state")?;
-    let router = ipam.router();
-    host_devices::ensure(router)?;
+/// The node's pod CIDR: given on the command line, kept from before a restart, or claimed
+/// from the cluster pool (waiting for the kvstore if it is not reachable yet). Returns the
+/// claim key when the CIDR belongs to the pool, so the claim stays on the node's lease.
+async fn resolve_pod_cidr(
+    config: &AgentConfig,
+    store: &dyn KvStore,
+) -> anyhow::Result<(Ipv4Net, Option<String>)> {
+    if let Some(cidr) = config.pod_cidr {
+        return Ok((cidr, None));
+    }
+    let file = config.pod_cidr_file();
+    if let Ok(text) = std::fs::read_to_string(&file) {
+        let cidr: Ipv4Net = text
+            .trim()
+            .parse()
+            .with_context(|| format!("{} holds no CIDR", file.display()))?;
+        return Ok((cidr, Some(pod_cidr::claim_key(&config.cluster_name, cidr))));
+    }
+    let pool = ClusterPool::new(
+        config.cluster_pool_ipv4_cidr,
+        config.cluster_pool_ipv4_mask_size,
+    )?;
+    let mut pause = Duration::from_millis(100);
+    let cidr = loop {
+        match pod_cidr::claim(store, &pool, &config.cluster_name, &config.node_name).await {
+            Ok(cidr) => break cidr,
+            Err(pod_cidr::PodCidrError::Store(error)) => {
+                tracing::warn!(error = %api::chain(&error), "kvstore unreachable; waiting to claim a pod CIDR");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(CLAIM_RETRY_MAX);
+            }
+            Err(error) => return Err(error.into()),
+        }
+    };
+    std::fs::write(&file, format!("{cidr}\n"))
+        .with_context(|| format!("remembering the pod CIDR in {}", file.display()))?;
+    tracing::info!(%cidr, "pod CIDR claimed from the cluster pool");
+    Ok((cidr, Some(pod_cidr::claim_key(&config.cluster_name, cidr))))
+}
+
+/// What the blocking part of start-up hands back.
+struct Prepared {
+    router_ip: Ipv4Addr,
+    attach_mode: String,
+    ipam: Mutex<Ipam>,
+    endpoints: Mutex<Endpoints>,
+    ipcache: IpcacheMap,
+    events: EventReader,
+}
+
+/// Everything that needs syscalls before serving: state, devices, datapath, restore.
+fn prepare(config: AgentConfig, pod_cidr: Ipv4Net) -> anyhow::Result<Prepared> {
+    let mut ipam: Ipam =
+        HostScopeAllocator::open(pod_cidr, IpamFileStore::new(config.ipam_state_file()))
+            .context("opening IPAM state")?;
+    let router_ip = ipam.router();
+    host_devices::ensure(router_ip)?;
+    let routing = match config.routing_mode {
+        RoutingMode::Native => Routing::Native,
+        RoutingMode::Tunnel => {
+            host_devices::ensure_tunnel(TUNNEL_DEVICE, config.tunnel_port)?;
+            Routing::Tunnel {
+                device: TUNNEL_DEVICE.into(),
+            }
+        }
+    };
 
     let datapath = Datapath::open(DatapathConfig {
         bpf_root: config.bpf_root.clone(),
@@ -79,15 +217,22 @@ fn prepare(config: AgentConfig, started: Instant) -> anyhow::Result<(Arc<Agent>,
             AttachModeArg::Tc => AttachPreference::Tc,
         },
         monitor_aggregation: config.monitor_aggregation.datapath_level(),
+        routing: routing.clone(),
     })
     .context("opening the BPF datapath")?;
+    if let Routing::Tunnel { device } = &routing {
+        datapath
+            .attach_overlay(device)
+            .with_context(|| format!("attaching the overlay program to {device}"))?;
+    }
     datapath
-        .upsert_host_ip(router)
+        .upsert_host_ip(router_ip)
         .context("registering the router IP in cilium_lxc")?;
     let attach_mode = datapath.attach_mode().to_string();
     let events = datapath
         .event_reader()
         .context("opening the events ring buffer")?;
+    let ipcache = IpcacheMap::open(datapath.paths()).context("opening the ipcache")?;
 
     let store =
         EndpointFileStore::open(config.endpoints_dir()).context("opening endpoint records")?;
@@ -115,15 +260,14 @@ fn prepare(config: AgentConfig, started: Instant) -> anyhow::Result<(Arc<Agent>,
         failed = report.failed.len(),
         "endpoints restored"
     );
-
-    let agent = Arc::new(Agent {
-        config,
+    Ok(Prepared {
+        router_ip,
         attach_mode,
-        started,
         ipam: Mutex::new(ipam),
         endpoints: Mutex::new(endpoints),
-    });
-    Ok((agent, events))
+        ipcache,
+        events,
+    })
 }
 
 fn spawn_conntrack_gc(agent: Arc<Agent>) {
@@ -157,12 +301,12 @@ fn spawn_conntrack_gc(agent: Arc<Agent>) {
 }
 
 /// Writes the CNI config list atomically: runtimes treat its presence as "network ready".
-fn write_cni_config(path: &Path, socket: &Path) -> anyhow::Result<()> {
+fn write_cni_config(path: &Path, socket: &Path, mtu: Option<u32>) -> anyhow::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, cilium_cni::conflist::render(socket))
+    std::fs::write(&tmp, cilium_cni::conflist::render(socket, mtu))
         .with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
     tracing::info!(path = %path.display(), "CNI configuration written");

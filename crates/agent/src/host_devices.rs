@@ -48,3 +48,21 @@ pub fn ensure(router_ip: Ipv4Addr) -> Result<(), HostDeviceError> {
     }
     Ok(())
 }
+
+/// Creates (or adopts) the VXLAN device in external mode on `port` and brings it up.
+pub fn ensure_tunnel(device: &'static str, port: u16) -> Result<(), HostDeviceError> {
+    let fail = |step| {
+        move |source| HostDeviceError {
+            device,
+            step,
+            source,
+        }
+    };
+    if cilium_netlink::link_by_name(device)
+        .map_err(fail("looking up"))?
+        .is_none()
+    {
+        cilium_netlink::create_vxlan_external(device, port).map_err(fail("creating"))?;
+    }
+    cilium_netlink::set_link_up(device).map_err(fail("bringing up"))
+}

@@ -2,10 +2,12 @@
 
 mod agent;
 mod api;
+mod cluster;
 mod config;
 mod daemon;
 mod host_devices;
 mod monitor_server;
+mod node_address;
 mod node_datapath;
 
 use clap::Parser;

@@ -13,8 +13,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::models::{
-    ApiError, DaemonConfiguration, Endpoint, EndpointChangeRequest, IpamResponse, IpamStatus,
-    StatusResponse,
+    ApiError, ClusterNodeStatus, DaemonConfiguration, Endpoint, EndpointChangeRequest,
+    IpamResponse, IpamStatus, KvPair, StatusResponse,
 };
 
 /// Errors talking to the agent.
@@ -143,6 +143,19 @@ impl AgentClient {
 
     pub fn ipam_status(&self) -> Result<IpamStatus, ClientError> {
         self.get("/v1/ipam")
+    }
+
+    /// The cluster's nodes as this agent knows them (`GET /v1/cluster/nodes`).
+    pub fn cluster_nodes(&self) -> Result<ClusterNodeStatus, ClientError> {
+        self.get("/v1/cluster/nodes")
+    }
+
+    /// kvstore entries under `key` (exactly `key` unless `recursive`).
+    pub fn kvstore_get(&self, key: &str, recursive: bool) -> Result<Vec<KvPair>, ClientError> {
+        self.get(&format!(
+            "/v1/kvstore?key={}&recursive={recursive}",
+            encode_query(key)
+        ))
     }
 
     pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {

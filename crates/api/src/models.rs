@@ -152,13 +152,13 @@ pub struct IpamAddressResponse {
     pub expiration_uuid: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct NodeAddressing {
     pub ipv4: NodeAddressingElement,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct NodeAddressingElement {
     pub enabled: bool,
@@ -194,6 +194,53 @@ pub struct StatusResponse {
     pub endpoints: usize,
     pub bpf_root: String,
     pub uptime_seconds: u64,
+    /// Health of the kvstore connection (`etcd: 1/1 connected …` or `embedded`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kvstore: Option<Status>,
+    /// The cluster as this node sees it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterStatus>,
+}
+
+/// The nodes a node knows of (Cilium's `ClusterStatus`, names only).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ClusterStatus {
+    pub cluster_name: String,
+    /// Names of all known nodes, this one included, sorted.
+    pub nodes: Vec<String>,
+}
+
+/// Response of `GET /v1/cluster/nodes` (Cilium's `ClusterNodeStatus`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ClusterNodeStatus {
+    /// Name of the answering node.
+    #[serde(rename = "self")]
+    pub self_name: String,
+    pub nodes_added: Vec<NodeElement>,
+}
+
+/// One node of the cluster (Cilium's `NodeElement`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct NodeElement {
+    pub name: String,
+    pub cluster: String,
+    pub primary_address: NodeAddressing,
+    /// The node's pod CIDR.
+    #[serde(default)]
+    pub ipv4_alloc_cidr: String,
+}
+
+/// One kvstore entry, as `GET /v1/kvstore/{key}` returns it (this project's extension, so
+/// `cilium kvstore get` works with the embedded store too).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct KvPair {
+    pub key: String,
+    /// The value as text (values are JSON or plain strings).
+    pub value: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -226,6 +273,17 @@ pub struct DaemonConfiguration {
     pub attach_mode: String,
     pub datapath_mode: String,
     pub monitor_aggregation: String,
+    /// `tunnel` or `native`.
+    #[serde(default)]
+    pub routing_mode: String,
+    #[serde(default)]
+    pub cluster_name: String,
+    /// `embedded` or `etcd`.
+    #[serde(default)]
+    pub kvstore: String,
+    /// The node's underlay (InternalIP) address.
+    #[serde(default)]
+    pub node_ip: String,
 }
 
 /// Error body for non-2xx answers.

@@ -58,6 +58,12 @@ pub enum Command {
     /// Manage endpoints
     #[command(subcommand)]
     Endpoint(EndpointCommand),
+    /// Show the cluster's nodes
+    #[command(subcommand)]
+    Node(ListOnly),
+    /// Read the cluster's kvstore
+    #[command(subcommand)]
+    Kvstore(KvstoreCommand),
     /// Inspect the agent's BPF maps directly
     #[command(subcommand)]
     Bpf(BpfCommand),
@@ -78,6 +84,18 @@ pub enum EndpointCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum KvstoreCommand {
+    /// Print the entry at KEY, or every entry under it with --recursive
+    Get {
+        /// Treat KEY as a prefix and print every entry under it
+        #[arg(long)]
+        recursive: bool,
+        /// Key, e.g. `cilium/state/nodes/v1/default/node1`
+        key: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum BpfCommand {
     /// Local endpoint map (`cilium_lxc`)
     #[command(subcommand)]
@@ -88,6 +106,9 @@ pub enum BpfCommand {
     /// Datapath forward/drop counters (`cilium_metrics`)
     #[command(subcommand)]
     Metrics(ListOnly),
+    /// IP prefix → identity and tunnel endpoint cache (`cilium_ipcache`)
+    #[command(subcommand)]
+    Ipcache(ListOnly),
 }
 
 #[derive(Debug, Subcommand)]
@@ -193,6 +214,27 @@ mod tests {
             }))
         ));
         assert!(Cli::try_parse_from(["cilium", "bpf", "ct", "list", "42"]).is_err());
+    }
+
+    #[test]
+    fn kvstore_get_takes_a_key_and_recursive() {
+        let cli = parse(&[
+            "cilium",
+            "kvstore",
+            "get",
+            "--recursive",
+            "cilium/state/nodes/",
+        ]);
+        let Command::Kvstore(KvstoreCommand::Get { recursive, key }) = cli.command else {
+            panic!("expected kvstore get, got {:?}", cli.command)
+        };
+        assert!(recursive);
+        assert_eq!(key, "cilium/state/nodes/");
+        assert!(Cli::try_parse_from(["cilium", "kvstore", "get"]).is_err());
+        assert!(matches!(
+            parse(&["cilium", "node", "ls"]).command,
+            Command::Node(ListOnly::List)
+        ));
     }
 
     #[test]

@@ -11,7 +11,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{BpfCommand, Cli, Command, CtCommand, CtScope, EndpointCommand, ListOnly};
+use cli::{
+    BpfCommand, Cli, Command, CtCommand, CtScope, EndpointCommand, KvstoreCommand, ListOnly,
+};
 use output::OutputError;
 use target::AgentTarget;
 
@@ -33,6 +35,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status => commands::status::run(&target, cli.output)?,
         Command::Endpoint(EndpointCommand::List) => commands::endpoint::list(&target, cli.output)?,
         Command::Endpoint(EndpointCommand::Get { id }) => commands::endpoint::get(&target, &id)?,
+        Command::Node(ListOnly::List) => commands::node::list(&target, cli.output)?,
+        Command::Kvstore(KvstoreCommand::Get { recursive, key }) => {
+            commands::kvstore::get(&target, &key, recursive, cli.output)?
+        }
         Command::Bpf(bpf) => {
             let root = target.bpf_root(cli.bpf_root.as_deref())?;
             match bpf {
@@ -44,6 +50,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }) => commands::bpf_ct::list(&root, cli.output)?,
                 BpfCommand::Metrics(ListOnly::List) => {
                     commands::bpf_metrics::list(&root, cli.output)?
+                }
+                BpfCommand::Ipcache(ListOnly::List) => {
+                    commands::bpf_ipcache::list(&root, cli.output)?
                 }
             }
         }

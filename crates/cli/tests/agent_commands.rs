@@ -1,5 +1,6 @@
-//! The real `cilium` binary against a fake agent: `status`, `endpoint list/get`, `-o json`,
-//! and the error paths a user hits when the agent is missing or refuses.
+//! The real `cilium` binary against a fake agent: `status`, `endpoint list/get`, `node list`,
+//! `kvstore get`, `-o json`, and the error paths a user hits when the agent is missing or
+//! refuses.
 
 #[path = "support/fake_agent.rs"]
 mod fake_agent;
@@ -324,6 +325,7 @@ fn bpf_commands_find_the_bpf_root() {
         ["bpf", "endpoint", "list", ""],
         ["bpf", "ct", "list", "global"],
         ["bpf", "metrics", "list", ""],
+        ["bpf", "ipcache", "list", ""],
     ] {
         let mut argv = vec!["-H", socket.to_str().unwrap()];
         argv.extend(args.iter().filter(|a| !a.is_empty()));
@@ -350,5 +352,249 @@ fn bpf_commands_find_the_bpf_root() {
         "{}",
         stderr(&out)
     );
-    assert_eq!(agent.requests().len(), 3);
+    assert_eq!(agent.requests().len(), 4);
+}
+
+/// Runs `cilium -H <agent> ARGS`.
+fn cli(agent: &FakeAgent, args: &[&str]) -> std::process::Output {
+    let socket = agent.socket();
+    let mut argv = vec!["-H", socket.to_str().expect("utf-8 socket path")];
+    argv.extend_from_slice(args);
+    run_cilium(&argv, &[])
+}
+
+#[test]
+fn status_shows_kvstore_and_cluster_when_the_agent_reports_them() {
+    let mut status = status_json();
+    status["kvstore"] = json!({
+        "state": "Ok",
+        "msg": "etcd: 1/1 connected, has-quorum=true: http://10.99.0.2:2379 - 3.4.23 (Leader)"
+    });
+    status["cluster"] = json!({"cluster-name": "default", "nodes": ["node1", "node2", "node3"]});
+    let agent = FakeAgent::start(&[("/v1/healthz", 200, status.clone())]);
+    let out = cli(&agent, &["status"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0],
+        "KVStore:       Ok   etcd: 1/1 connected, has-quorum=true: http://10.99.0.2:2379 - 3.4.23 (Leader)",
+        "{text}"
+    );
+    assert!(
+        lines.contains(&"Cluster:       default (3 nodes: node1, node2, node3)"),
+        "{text}"
+    );
+    assert!(
+        lines.contains(&"Routing:       Network: Tunnel   Host: Legacy"),
+        "{text}"
+    );
+
+    let out = cli(&agent, &["status", "-o", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let parsed: Value = serde_json::from_slice(&out.stdout).expect("status -o json");
+    assert_eq!(parsed, status);
+
+    // An agent that reports neither prints neither line.
+    let plain = FakeAgent::start(&[("/v1/healthz", 200, status_json())]);
+    let text = stdout(&cli(&plain, &["status"]));
+    assert!(
+        !text.contains("KVStore:") && !text.contains("Cluster:"),
+        "{text}"
+    );
+}
+
+fn node_json(cluster: &str, name: &str, ip: &str, cidr: &str) -> Value {
+    json!({
+        "name": name,
+        "cluster": cluster,
+        "primary-address": {"ipv4": {"enabled": true, "ip": ip, "alloc-range": cidr}},
+        "ipv4-alloc-cidr": cidr
+    })
+}
+
+#[test]
+fn node_list_marks_the_answering_node_local() {
+    let agent = FakeAgent::start(&[(
+        "/v1/cluster/nodes",
+        200,
+        json!({
+            "self": "node2",
+            "nodes-added": [
+                node_json("default", "node3", "172.18.0.13", "10.0.3.0/24"),
+                node_json("default", "node2", "172.18.0.12", "10.0.2.0/24"),
+                node_json("default", "node1", "172.18.0.11", "10.0.1.0/24"),
+            ]
+        }),
+    )]);
+    let out = cli(&agent, &["node", "list"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert!(
+        text.starts_with(
+            "Name    IPv4 Address   Endpoint CIDR   IPv6 Address   Endpoint CIDR   Source\n"
+        ),
+        "{text}"
+    );
+    assert_eq!(rows[1], ["node1", "172.18.0.11", "10.0.1.0/24", "kvstore"]);
+    assert_eq!(rows[2], ["node2", "172.18.0.12", "10.0.2.0/24", "local"]);
+    assert_eq!(rows[3], ["node3", "172.18.0.13", "10.0.3.0/24", "kvstore"]);
+    assert_eq!(rows.len(), 4, "{text}");
+    assert_eq!(agent.requests(), vec!["GET /v1/cluster/nodes"]);
+
+    let out = cli(&agent, &["node", "list", "-o", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let parsed: Value = serde_json::from_slice(&out.stdout).expect("node list -o json");
+    let names: Vec<(&str, &str)> = parsed
+        .as_array()
+        .expect("array of nodes")
+        .iter()
+        .map(|n| {
+            (
+                n["name"].as_str().expect("name"),
+                n["source"].as_str().expect("source"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("node1", "kvstore"),
+            ("node2", "local"),
+            ("node3", "kvstore")
+        ]
+    );
+    assert_eq!(parsed[0]["primary-address"]["ipv4"]["ip"], "172.18.0.11");
+}
+
+#[test]
+fn node_list_without_agent_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("cilium.sock");
+    let out = run_cilium(&["-H", socket.to_str().unwrap(), "node", "list"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).starts_with("Error: cannot list nodes: cannot connect to the agent"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stdout(&out).is_empty());
+}
+
+const NODE1_KEY: &str = "cilium/state/nodes/v1/default/node1";
+const NODE1_VALUE: &str = r#"{"Name":"node1","Cluster":"default","IPv4AllocCIDR":"10.0.1.0/24"}"#;
+const NODE2_VALUE: &str = r#"{"Name":"node2","Cluster":"default","IPv4AllocCIDR":"10.0.2.0/24"}"#;
+
+fn kvstore_agent() -> FakeAgent {
+    FakeAgent::start(&[
+        (
+            "/v1/kvstore?key=cilium%2Fstate%2Fnodes%2Fv1%2Fdefault%2Fnode1&recursive=false",
+            200,
+            json!([{"key": NODE1_KEY, "value": NODE1_VALUE}]),
+        ),
+        (
+            "/v1/kvstore?key=cilium%2Fstate%2Fnodes%2Fv1%2Fdefault%2Fnode9&recursive=false",
+            200,
+            json!([]),
+        ),
+        (
+            "/v1/kvstore?key=cilium%2Fstate%2Fnodes%2F&recursive=true",
+            200,
+            json!([
+                {"key": "cilium/state/nodes/v1/default/node2", "value": NODE2_VALUE},
+                {"key": NODE1_KEY, "value": NODE1_VALUE},
+            ]),
+        ),
+        (
+            "/v1/kvstore?key=cilium%2Fstate%2Fservices%2F&recursive=true",
+            200,
+            json!([]),
+        ),
+    ])
+}
+
+#[test]
+fn kvstore_get_prints_key_arrow_value() {
+    let agent = kvstore_agent();
+    let out = cli(&agent, &["kvstore", "get", NODE1_KEY]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), format!("{NODE1_KEY} => {NODE1_VALUE}\n"));
+
+    let out = cli(&agent, &["kvstore", "get", NODE1_KEY, "-o", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let parsed: Value = serde_json::from_slice(&out.stdout).expect("kvstore get -o json");
+    assert_eq!(parsed, json!([{"key": NODE1_KEY, "value": NODE1_VALUE}]));
+}
+
+#[test]
+fn kvstore_get_of_a_missing_key_fails() {
+    let agent = kvstore_agent();
+    let key = "cilium/state/nodes/v1/default/node9";
+    let out = cli(&agent, &["kvstore", "get", key]);
+    assert_eq!(out.status.code(), Some(1), "a missing key must exit 1");
+    assert_eq!(
+        stderr(&out).trim_end(),
+        format!("Error: key \"{key}\" not found")
+    );
+    assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+}
+
+#[test]
+fn kvstore_get_recursive_lists_the_prefix_sorted() {
+    let agent = kvstore_agent();
+    let out = cli(
+        &agent,
+        &["kvstore", "get", "--recursive", "cilium/state/nodes/"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        format!(
+            "{NODE1_KEY} => {NODE1_VALUE}\n\
+             cilium/state/nodes/v1/default/node2 => {NODE2_VALUE}\n"
+        )
+    );
+
+    let out = cli(
+        &agent,
+        &[
+            "kvstore",
+            "get",
+            "--recursive",
+            "cilium/state/nodes/",
+            "-o",
+            "json",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let parsed: Value = serde_json::from_slice(&out.stdout).expect("recursive -o json");
+    assert_eq!(parsed.as_array().map(Vec::len), Some(2), "{parsed}");
+    assert_eq!(parsed[0]["key"], NODE1_KEY);
+
+    // An empty prefix is not an error.
+    let out = cli(
+        &agent,
+        &["kvstore", "get", "--recursive", "cilium/state/services/"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+}
+
+#[test]
+fn kvstore_get_reports_agent_errors() {
+    // An agent without the kvstore endpoint answers 404.
+    let agent = agent();
+    let out = cli(&agent, &["kvstore", "get", NODE1_KEY]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.starts_with(&format!(
+            "Error: cannot read \"{NODE1_KEY}\" from the kvstore:"
+        )) && err.contains("404"),
+        "{err}"
+    );
 }

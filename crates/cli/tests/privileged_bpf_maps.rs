@@ -1,4 +1,4 @@
-//! `cilium bpf endpoint|ct|metrics list` against real pinned maps, created by the datapath
+//! `cilium bpf endpoint|ct|metrics|ipcache list` against real pinned maps, created by the datapath
 //! crate in a throw-away bpffs root (`/sys/fs/bpf/cilt-<random>`, removed on drop) and filled
 //! from the test. Needs root.
 
@@ -13,12 +13,13 @@ use std::path::PathBuf;
 
 use aya::maps::{HashMap, Map, MapData, PerCpuHashMap, PerCpuValues};
 use cilium_datapath::abi::{
-    CtEntry, EndpointInfo, Ipv4CtTuple, MacAddr, MetricsKey, MetricsValue, CT_ANY4_MAP,
-    CT_TCP4_MAP, ENDPOINT_F_HOST, METRICS_MAP, TUPLE_F_IN, TUPLE_F_OUT,
+    CtEntry, EndpointInfo, Ipv4CtTuple, MacAddr, MetricsKey, MetricsValue, RemoteEndpointInfo,
+    CT_ANY4_MAP, CT_TCP4_MAP, ENDPOINT_F_HOST, FLAG_SKIP_TUNNEL, METRICS_MAP, TUPLE_F_IN,
+    TUPLE_F_OUT,
 };
 use cilium_datapath::bpffs::BpfPaths;
 use cilium_datapath::loader::create_maps;
-use cilium_datapath::maps::{monotonic_seconds, LxcMap};
+use cilium_datapath::maps::{monotonic_seconds, IpcacheMap, LxcMap};
 use cilium_datapath::MapSizes;
 use run::{run_cilium, stderr, stdout};
 use serde_json::Value;
@@ -156,8 +157,8 @@ fn populate(paths: &BpfPaths) -> u32 {
     cpus
 }
 
-#[test]
-fn bpf_list_commands_read_the_pinned_maps() {
+/// Creates the datapath's pinned maps in a fresh test root.
+fn root_with_maps() -> (TestRoot, BpfPaths) {
     let root = TestRoot::new();
     let paths = BpfPaths::new(&root.path);
     paths.prepare().expect("prepare the test bpf root");
@@ -169,20 +170,29 @@ fn bpf_list_commands_read_the_pinned_maps() {
         },
     )
     .expect("create the pinned maps");
+    (root, paths)
+}
+
+/// Runs `cilium --bpf-root ROOT ARGS` with no agent (the flag alone must be enough) and
+/// returns its stdout, failing the test if the command fails.
+fn cli(root: &TestRoot, args: &[&str]) -> String {
+    let root_arg = root.path.to_str().expect("utf-8 root");
+    let mut argv = vec!["-H", "/nonexistent/cilium.sock", "--bpf-root", root_arg];
+    argv.extend_from_slice(args);
+    let out = run_cilium(&argv, &[]);
+    assert!(
+        out.status.success(),
+        "cilium {args:?} failed: {}",
+        stderr(&out)
+    );
+    stdout(&out)
+}
+
+#[test]
+fn bpf_list_commands_read_the_pinned_maps() {
+    let (root, paths) = root_with_maps();
     let cpus = u64::from(populate(&paths));
-    let root_arg = root.path.to_str().expect("utf-8 root").to_string();
-    // The agent is not running: --bpf-root alone must be enough.
-    let cli = |args: &[&str]| {
-        let mut argv = vec!["-H", "/nonexistent/cilium.sock", "--bpf-root", &root_arg];
-        argv.extend_from_slice(args);
-        let out = run_cilium(&argv, &[]);
-        assert!(
-            out.status.success(),
-            "cilium {args:?} failed: {}",
-            stderr(&out)
-        );
-        stdout(&out)
-    };
+    let cli = |args: &[&str]| cli(&root, args);
 
     let text = cli(&["bpf", "endpoint", "list"]);
     assert_eq!(
@@ -248,4 +258,71 @@ fn bpf_list_commands_read_the_pinned_maps() {
         serde_json::from_str(&cli(&["bpf", "endpoint", "list", "-o", "json"])).expect("json");
     assert_eq!(json[1]["endpoint_id"], 829);
     assert_eq!(json[0]["host"], true);
+}
+
+#[test]
+fn bpf_ipcache_list_reads_the_pinned_trie() {
+    let (root, paths) = root_with_maps();
+    // Empty: just the header.
+    assert_eq!(
+        cli(&root, &["bpf", "ipcache", "list"]),
+        "IP PREFIX/ADDRESS   IDENTITY\n"
+    );
+
+    // What an agent of a three-node cluster writes: the world, a remote pod, a remote node
+    // and a remote node's pod CIDR.
+    let mut ipcache = IpcacheMap::open(&paths).expect("open cilium_ipcache");
+    let remote_node = Ipv4Addr::new(172, 18, 0, 12);
+    for (prefix, info) in [
+        (
+            "10.0.2.5/32",
+            RemoteEndpointInfo::with_tunnel(40321, remote_node),
+        ),
+        ("0.0.0.0/0", RemoteEndpointInfo::new(2)),
+        (
+            "172.18.0.12/32",
+            RemoteEndpointInfo {
+                flags: FLAG_SKIP_TUNNEL,
+                ..RemoteEndpointInfo::new(6)
+            },
+        ),
+        (
+            "10.0.2.0/24",
+            RemoteEndpointInfo::with_tunnel(2, remote_node),
+        ),
+    ] {
+        let net = prefix
+            .parse()
+            .unwrap_or_else(|e| panic!("prefix {prefix}: {e}"));
+        ipcache
+            .upsert(net, &info)
+            .unwrap_or_else(|e| panic!("insert {prefix}: {e}"));
+    }
+
+    assert_eq!(
+        cli(&root, &["bpf", "ipcache", "list"]),
+        "IP PREFIX/ADDRESS   IDENTITY\n\
+         0.0.0.0/0           identity=2 encryptkey=0 tunnelendpoint=0.0.0.0 flags=<none>\n\
+         10.0.2.0/24         identity=2 encryptkey=0 tunnelendpoint=172.18.0.12 flags=hastunnel\n\
+         10.0.2.5/32         identity=40321 encryptkey=0 tunnelendpoint=172.18.0.12 flags=hastunnel\n\
+         172.18.0.12/32      identity=6 encryptkey=0 tunnelendpoint=0.0.0.0 flags=skiptunnel\n"
+    );
+
+    let json: Value = serde_json::from_str(&cli(&root, &["bpf", "ipcache", "list", "-o", "json"]))
+        .expect("ipcache -o json");
+    let rows = json.as_array().expect("array of entries");
+    assert_eq!(rows.len(), 4, "{json}");
+    assert_eq!(rows[2]["prefix"], "10.0.2.5/32");
+    assert_eq!(rows[2]["identity"], 40321);
+    assert_eq!(rows[2]["tunnel_endpoint"], "172.18.0.12");
+    assert_eq!(rows[2]["flag_names"], serde_json::json!(["hastunnel"]));
+    assert_eq!(rows[0]["tunnel_endpoint"], Value::Null);
+
+    // A deleted entry disappears from the listing.
+    ipcache
+        .delete("10.0.2.5/32".parse().expect("valid prefix"))
+        .expect("delete 10.0.2.5/32");
+    let text = cli(&root, &["bpf", "ipcache", "list"]);
+    assert!(!text.contains("10.0.2.5/32"), "{text}");
+    assert_eq!(text.lines().count(), 4, "{text}");
 }

@@ -32,11 +32,14 @@ struct PluginEntry {
     log_file: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     agent_socket: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mtu: Option<u32>,
 }
 
 /// Renders the conflist for an agent listening on `agent_socket`; the `agent-socket` key
 /// appears only when it differs from the default socket, and the plugin logs next to it.
-pub fn render(agent_socket: &Path) -> String {
+/// `mtu` is the pods' MTU when it is not the plugin's default (e.g. under a tunnel).
+pub fn render(agent_socket: &Path, mtu: Option<u32>) -> String {
     let log_file = agent_socket
         .parent()
         .unwrap_or(Path::new("/"))
@@ -50,6 +53,7 @@ pub fn render(agent_socket: &Path) -> String {
             log_file: log_file.display().to_string(),
             agent_socket: (agent_socket != Path::new(DEFAULT_AGENT_SOCKET))
                 .then(|| agent_socket.display().to_string()),
+            mtu,
         }],
     };
     let mut text = serde_json::to_string_pretty(&list).expect("the conflist always serializes");
@@ -67,12 +71,12 @@ mod tests {
     #[test]
     fn the_shipped_file_is_the_default_rendering() {
         let shipped = include_str!("../05-cilium.conflist");
-        assert_eq!(render(Path::new(DEFAULT_AGENT_SOCKET)), shipped);
+        assert_eq!(render(Path::new(DEFAULT_AGENT_SOCKET), None), shipped);
     }
 
     #[test]
     fn a_custom_socket_is_named_and_each_plugin_config_is_valid() {
-        let text = render(Path::new("/run/cilab-n1/cilium.sock"));
+        let text = render(Path::new("/run/cilab-n1/cilium.sock"), Some(1450));
         let list: Value = serde_json::from_str(&text).unwrap();
         let plugin = &list["plugins"][0];
         assert_eq!(plugin["agent-socket"], "/run/cilab-n1/cilium.sock");
@@ -85,5 +89,7 @@ mod tests {
             parsed.agent_socket.as_deref(),
             Some(Path::new("/run/cilab-n1/cilium.sock"))
         );
+        assert_eq!(parsed.mtu, 1450);
+        assert_eq!(plugin["log-file"], "/run/cilab-n1/cilium-cni.log");
     }
 }

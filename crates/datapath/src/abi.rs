@@ -6,12 +6,15 @@
 //! asserts the same sizes and offsets at compile time on the C side, so a
 //! change on either side fails the build or `cargo test` until both agree.
 
-use std::net::Ipv4Addr;
+use std::{fmt, net::Ipv4Addr};
 
 /// Directory under the bpffs root holding the node-wide pinned maps.
 pub const GLOBALS_DIR: &str = "tc/globals";
 /// Directory under the bpffs root holding per-endpoint pinned links.
 pub const ENDPOINTS_DIR: &str = "endpoints";
+/// Directory under the bpffs root holding per-device pinned links (the
+/// tunnel device's `cil_from_overlay`).
+pub const DEVICES_DIR: &str = "devices";
 
 /// Name of the local endpoint map (`bpf/lib/maps.h`).
 pub const LXC_MAP: &str = "cilium_lxc";
@@ -25,6 +28,8 @@ pub const CT_ANY4_MAP: &str = "cilium_ct_any4_global";
 pub const METRICS_MAP: &str = "cilium_metrics";
 /// Name of the notification ring buffer (`bpf/lib/events.h`).
 pub const EVENTS_MAP: &str = "cilium_events";
+/// Name of the IP → identity / tunnel endpoint LPM trie (`bpf/lib/ipcache.h`).
+pub const IPCACHE_MAP: &str = "cilium_ipcache";
 
 /// `ENDPOINTS_MAP_SIZE`: capacity of `cilium_lxc`.
 pub const ENDPOINTS_MAP_SIZE: u32 = 65535;
@@ -34,6 +39,27 @@ pub const POLICY_PROG_MAP_SIZE: u32 = 4096;
 pub const CT_MAP_SIZE_TCP: u32 = 524_288;
 /// `CT_MAP_SIZE_ANY`: default capacity of `cilium_ct_any4_global`.
 pub const CT_MAP_SIZE_ANY: u32 = 262_144;
+/// `IPCACHE_MAP_SIZE`: capacity of `cilium_ipcache` (allocated on use).
+pub const IPCACHE_MAP_SIZE: u32 = 512_000;
+
+/// `IPCACHE_STATIC_PREFIX_BITS`: key bits before the address (cluster id,
+/// padding, family) that every ipcache prefix length includes.
+pub const IPCACHE_STATIC_PREFIX_BITS: u32 = 32;
+/// `FLAG_SKIP_TUNNEL`: never encapsulate towards this entry.
+pub const FLAG_SKIP_TUNNEL: u8 = 1;
+/// `FLAG_HAS_TUNNEL_EP`: the entry's tunnel endpoint is set.
+pub const FLAG_HAS_TUNNEL_EP: u8 = 2;
+/// `FLAG_IPV6_TUNNEL_EP`: the tunnel endpoint is IPv6 (not supported here).
+pub const FLAG_IPV6_TUNNEL_EP: u8 = 4;
+/// `FLAG_REMOTE_CLUSTER`: the entry lives in another cluster.
+pub const FLAG_REMOTE_CLUSTER: u8 = 8;
+
+/// `ROUTING_MODE_NATIVE`: traffic to remote pods goes to the node's stack.
+pub const ROUTING_MODE_NATIVE: u32 = 0;
+/// `ROUTING_MODE_TUNNEL`: traffic to remote pods is encapsulated.
+pub const ROUTING_MODE_TUNNEL: u32 = 1;
+/// `TUNNEL_ID_MASK`: the 24 bits of an identity the VNI carries.
+pub const TUNNEL_ID_MASK: u32 = 0x00FF_FFFF;
 
 /// `ENDPOINT_KEY_IPV4`: `endpoint_key.family` of an IPv4 key.
 pub const ENDPOINT_KEY_IPV4: u8 = 1;
@@ -144,6 +170,123 @@ pub struct EndpointInfo {
     pub node_mac: MacAddr,
     /// Padding.
     pub pad: [u32; 4],
+}
+
+/// `struct ipcache_key` (`bpf/lib/ipcache.h`) after its leading
+/// `struct bpf_lpm_trie_key_hdr`: key of `cilium_ipcache`.
+///
+/// aya's [`aya::maps::lpm_trie::Key`] supplies the prefix length, so the
+/// whole 24-byte C key is `Key<IpcacheKey>`; offsets here are the C ones
+/// minus 4. The prefix length counts [`IPCACHE_STATIC_PREFIX_BITS`] plus
+/// the IP prefix length.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IpcacheKey {
+    /// Cluster id (0 = this cluster).
+    pub cluster_id: u16,
+    /// Padding.
+    pub pad1: u8,
+    /// `ENDPOINT_KEY_IPV4` or `ENDPOINT_KEY_IPV6`.
+    pub family: u8,
+    /// `union { ip4 | ip6 }`: an IPv4 address uses the first four bytes.
+    pub ip: [u8; 16],
+}
+
+impl IpcacheKey {
+    /// The key for an IPv4 prefix of this cluster (host bits must be zero).
+    pub fn ipv4(network: Ipv4Addr) -> Self {
+        let mut ip = [0u8; 16];
+        ip[..4].copy_from_slice(&network.octets());
+        Self {
+            family: ENDPOINT_KEY_IPV4,
+            ip,
+            ..Self::default()
+        }
+    }
+
+    /// The IPv4 address, when this is an IPv4 key.
+    pub fn ipv4_addr(&self) -> Option<Ipv4Addr> {
+        (self.family == ENDPOINT_KEY_IPV4)
+            .then(|| Ipv4Addr::new(self.ip[0], self.ip[1], self.ip[2], self.ip[3]))
+    }
+}
+
+/// `struct remote_endpoint_info` (`bpf/lib/ipcache.h`, Cilium's v1 value):
+/// value of `cilium_ipcache`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RemoteEndpointInfo {
+    /// Security identity of the address.
+    pub sec_identity: u32,
+    /// Underlay IPv4 address of the node hosting it (network order bytes).
+    pub tunnel_endpoint: [u8; 4],
+    /// Node id (0 = none).
+    pub node_id: u16,
+    /// IPsec key index (0 = none).
+    pub key: u8,
+    /// `FLAG_*` bits.
+    pub flags: u8,
+}
+
+impl RemoteEndpointInfo {
+    /// An address with `identity` and no tunnel endpoint (outside the
+    /// cluster's nodes, or a CIDR).
+    pub fn new(identity: u32) -> Self {
+        Self {
+            sec_identity: identity,
+            ..Self::default()
+        }
+    }
+
+    /// An address with `identity` hosted by the node at `tunnel_endpoint`.
+    pub fn with_tunnel(identity: u32, tunnel_endpoint: Ipv4Addr) -> Self {
+        Self {
+            sec_identity: identity,
+            tunnel_endpoint: tunnel_endpoint.octets(),
+            flags: FLAG_HAS_TUNNEL_EP,
+            ..Self::default()
+        }
+    }
+
+    /// The hosting node's underlay address, when the entry has one.
+    pub fn tunnel_endpoint(&self) -> Option<Ipv4Addr> {
+        (self.flags & FLAG_HAS_TUNNEL_EP != 0).then(|| Ipv4Addr::from(self.tunnel_endpoint))
+    }
+
+    /// The flags as Cilium's CLI names them: `skiptunnel`, `hastunnel`,
+    /// `ipv6tunnel`, `remotecluster`, comma-separated, or `<none>`.
+    pub fn flag_names(&self) -> String {
+        let names: Vec<&str> = [
+            (FLAG_SKIP_TUNNEL, "skiptunnel"),
+            (FLAG_HAS_TUNNEL_EP, "hastunnel"),
+            (FLAG_IPV6_TUNNEL_EP, "ipv6tunnel"),
+            (FLAG_REMOTE_CLUSTER, "remotecluster"),
+        ]
+        .iter()
+        .filter(|(bit, _)| self.flags & bit != 0)
+        .map(|(_, name)| *name)
+        .collect();
+        if names.is_empty() {
+            "<none>".to_string()
+        } else {
+            names.join(",")
+        }
+    }
+}
+
+/// `cilium bpf ipcache list`'s value column:
+/// `identity=5 encryptkey=0 tunnelendpoint=172.18.0.12 flags=hastunnel`.
+impl fmt::Display for RemoteEndpointInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "identity={} encryptkey={} tunnelendpoint={} flags={}",
+            self.sec_identity,
+            self.key,
+            Ipv4Addr::from(self.tunnel_endpoint),
+            self.flag_names()
+        )
+    }
 }
 
 /// `struct ipv4_ct_tuple` (`bpf/lib/conntrack.h`, packed): conntrack key.
@@ -324,6 +467,10 @@ unsafe impl aya::Pod for EndpointKey {}
 // SAFETY: see above.
 unsafe impl aya::Pod for EndpointInfo {}
 // SAFETY: see above.
+unsafe impl aya::Pod for IpcacheKey {}
+// SAFETY: see above.
+unsafe impl aya::Pod for RemoteEndpointInfo {}
+// SAFETY: see above.
 unsafe impl aya::Pod for Ipv4CtTuple {}
 // SAFETY: see above.
 unsafe impl aya::Pod for CtEntry {}
@@ -365,6 +512,61 @@ mod tests {
         assert_eq!(offset_of!(EndpointInfo, mac), 12);
         assert_eq!(offset_of!(EndpointInfo, node_mac), 20);
         assert_eq!(offset_of!(EndpointInfo, pad), 28);
+    }
+
+    #[test]
+    fn ipcache_key_matches_c() {
+        // The C key is 24 bytes: a u32 prefix length, then these 20.
+        assert_eq!(size_of::<aya::maps::lpm_trie::Key<IpcacheKey>>(), 24);
+        const LPM_HDR: usize = size_of::<u32>();
+        assert_eq!(size_of::<IpcacheKey>() + LPM_HDR, 24);
+        assert_eq!(offset_of!(IpcacheKey, cluster_id) + LPM_HDR, 4);
+        assert_eq!(offset_of!(IpcacheKey, pad1) + LPM_HDR, 6);
+        assert_eq!(offset_of!(IpcacheKey, family) + LPM_HDR, 7);
+        assert_eq!(offset_of!(IpcacheKey, ip) + LPM_HDR, 8);
+    }
+
+    #[test]
+    fn remote_endpoint_info_matches_c() {
+        assert_eq!(size_of::<RemoteEndpointInfo>(), 12);
+        assert_eq!(offset_of!(RemoteEndpointInfo, sec_identity), 0);
+        assert_eq!(offset_of!(RemoteEndpointInfo, tunnel_endpoint), 4);
+        assert_eq!(offset_of!(RemoteEndpointInfo, node_id), 8);
+        assert_eq!(offset_of!(RemoteEndpointInfo, key), 10);
+        assert_eq!(offset_of!(RemoteEndpointInfo, flags), 11);
+    }
+
+    #[test]
+    fn ipcache_values_read_like_cilium_bpf_ipcache_list() {
+        let remote = RemoteEndpointInfo::with_tunnel(5, Ipv4Addr::new(172, 18, 0, 12));
+        assert_eq!(
+            remote.to_string(),
+            "identity=5 encryptkey=0 tunnelendpoint=172.18.0.12 flags=hastunnel"
+        );
+        assert_eq!(
+            remote.tunnel_endpoint(),
+            Some(Ipv4Addr::new(172, 18, 0, 12))
+        );
+        let world = RemoteEndpointInfo::new(2);
+        assert_eq!(
+            world.to_string(),
+            "identity=2 encryptkey=0 tunnelendpoint=0.0.0.0 flags=<none>"
+        );
+        assert_eq!(world.tunnel_endpoint(), None);
+        let skip = RemoteEndpointInfo {
+            flags: FLAG_SKIP_TUNNEL | FLAG_HAS_TUNNEL_EP | FLAG_REMOTE_CLUSTER,
+            ..remote
+        };
+        assert_eq!(skip.flag_names(), "skiptunnel,hastunnel,remotecluster");
+    }
+
+    #[test]
+    fn ipcache_key_round_trips_ipv4() {
+        let key = IpcacheKey::ipv4(Ipv4Addr::new(10, 0, 2, 0));
+        assert_eq!(key.ipv4_addr(), Some(Ipv4Addr::new(10, 0, 2, 0)));
+        assert_eq!(key.family, ENDPOINT_KEY_IPV4);
+        assert_eq!(key.cluster_id, 0);
+        assert_eq!(&key.ip[4..], &[0u8; 12]);
     }
 
     #[test]

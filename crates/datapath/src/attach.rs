@@ -1,6 +1,6 @@
-//! Attaching an endpoint's programs to its host-side veth so that they stay
-//! attached after the agent exits, replacing them atomically on
-//! regeneration, and detaching them.
+//! Attaching programs to network devices (an endpoint's host-side veth, the
+//! node's tunnel device) so that they stay attached after the agent exits,
+//! replacing them atomically on regeneration, and detaching them.
 //!
 //! TCX (Linux 6.6+): one link per hook, pinned as `link_ingress` /
 //! `link_egress` in the endpoint's pin directory; regeneration swaps the
@@ -138,12 +138,13 @@ pub enum AttachError {
     },
 }
 
-/// The two hooks of an endpoint's host-side veth.
+/// The two tc hooks of a device (for an endpoint's host-side veth:
+/// ingress = leaving the pod, egress = going to the pod).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Hook {
-    /// tc ingress: packets leaving the pod.
+    /// tc ingress (of a pod veth: packets leaving the pod).
     Ingress,
-    /// tc egress: packets going to the pod.
+    /// tc egress (of a pod veth: packets going to the pod).
     Egress,
 }
 

@@ -3,7 +3,8 @@
 //!
 //! Layout under the root (default `/sys/fs/bpf`):
 //! `tc/globals/<map>` for the node-wide maps, `endpoints/<id>/<pin>` for the
-//! links (or programs) that keep an endpoint's datapath attached.
+//! links (or programs) that keep an endpoint's datapath attached, and
+//! `devices/<ifname>/<pin>` for those of node devices (the tunnel device).
 
 use std::{
     io,
@@ -13,7 +14,7 @@ use std::{
 
 use thiserror::Error;
 
-use crate::abi::{ENDPOINTS_DIR, GLOBALS_DIR};
+use crate::abi::{DEVICES_DIR, ENDPOINTS_DIR, GLOBALS_DIR};
 
 /// `BPF_FS_MAGIC` from `<linux/magic.h>`.
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
@@ -95,9 +96,19 @@ impl BpfPaths {
         self.endpoints().join(id.to_string())
     }
 
+    /// Directory holding every node device's pins.
+    pub fn devices(&self) -> PathBuf {
+        self.root.join(DEVICES_DIR)
+    }
+
+    /// Directory of device `ifname`'s pins.
+    pub fn device(&self, ifname: &str) -> PathBuf {
+        self.devices().join(ifname)
+    }
+
     /// Makes sure the root is on bpffs (mounting it at `/sys/fs/bpf` when the
     /// root is below that and nothing is mounted there) and creates the
-    /// globals and endpoints directories.
+    /// globals, endpoints and devices directories.
     pub fn prepare(&self) -> Result<(), BpffsError> {
         // Two threads mounting at once would stack two bpffs instances, the
         // second hiding the first one's pins: check and mount under a lock.
@@ -114,7 +125,7 @@ impl BpfPaths {
             }
             mount_bpffs(default)?;
         }
-        for dir in [self.globals(), self.endpoints()] {
+        for dir in [self.globals(), self.endpoints(), self.devices()] {
             std::fs::create_dir_all(&dir)
                 .map_err(|source| BpffsError::CreateDir { path: dir, source })?;
         }
@@ -168,6 +179,10 @@ mod tests {
             Path::new("/sys/fs/bpf/x/tc/globals/cilium_lxc")
         );
         assert_eq!(paths.endpoint(42), Path::new("/sys/fs/bpf/x/endpoints/42"));
+        assert_eq!(
+            paths.device("cilium_vxlan"),
+            Path::new("/sys/fs/bpf/x/devices/cilium_vxlan")
+        );
     }
 
     #[test]

@@ -292,6 +292,7 @@ pub fn source_file_name(file: u8) -> Option<&'static str> {
     match file {
         1 => Some("bpf_host.c"),
         2 => Some("bpf_lxc.c"),
+        3 => Some("bpf_overlay.c"),
         _ => None,
     }
 }
@@ -312,6 +313,21 @@ mod tests {
         assert_eq!(DropReason(134).flow_name(), "INVALID_PACKET_DROPPED");
         assert_eq!(DropReason(7).description(), "7");
         assert_eq!(DropReason(7).flow_name(), "DROP_REASON_UNKNOWN");
+        assert_eq!(
+            DropReason::TUNNEL_KEY.description(),
+            "Error retrieving tunnel key"
+        );
+        assert_eq!(
+            DropReason::INVALID_IDENTITY.description(),
+            "Invalid identity"
+        );
+    }
+
+    #[test]
+    fn source_files_use_cilium_ids() {
+        assert_eq!(source_file_name(2), Some("bpf_lxc.c"));
+        assert_eq!(source_file_name(3), Some("bpf_overlay.c"));
+        assert_eq!(source_file_name(9), None);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The facade the agent drives: open the node's datapath state, install,
-//! regenerate and remove endpoints, register host addresses, read events
-//! and collect expired conntrack entries.
+//! regenerate and remove endpoints, register host addresses, mirror the
+//! cluster's ipcache, attach the tunnel device's program, read events and
+//! collect expired conntrack entries.
 //!
 //! All state lives in bpffs under the configured root, so a restarted agent
 //! (a new [`Datapath::open`]) finds its maps, attached programs and policy
@@ -13,20 +14,26 @@ use std::{
     sync::{Mutex, MutexGuard},
 };
 
+use ipnet::Ipv4Net;
 use thiserror::Error;
 
 use crate::{
     abi::{
-        EndpointInfo, MacAddr, ENDPOINT_F_HOST, POLICY_PROG_MAP_SIZE, TRACE_AGGREGATE_ACTIVE_CT,
+        EndpointInfo, MacAddr, RemoteEndpointInfo, ENDPOINT_F_HOST, POLICY_PROG_MAP_SIZE,
+        TRACE_AGGREGATE_ACTIVE_CT,
     },
     attach::{self, AttachError, AttachMode, AttachPreference, Hook},
     bpffs::{BpfPaths, BpffsError},
     event_reader::{EventReader, EventReaderError},
-    loader::{self, EndpointGlobals, EndpointObject, EndpointProgram, LoaderError, MapSizes},
-    maps::{
-        monotonic_seconds, CallPolicyMap, CtMap, CtMapKind, LxcMap, MapsError, MetricsEntry,
-        MetricsMap,
+    loader::{
+        self, EndpointGlobals, EndpointObject, EndpointProgram, LoaderError, MapSizes,
+        OverlayObject,
     },
+    maps::{
+        monotonic_seconds, CallPolicyMap, CtMap, CtMapKind, IpcacheMap, LxcMap, MapsError,
+        MetricsEntry, MetricsMap,
+    },
+    routing::{Routing, RoutingError, RoutingGlobals},
 };
 
 /// Node-wide datapath settings.
@@ -39,6 +46,8 @@ pub struct DatapathConfig {
     /// Trace aggregation: 0 = none (trace every packet), 3 = medium
     /// (Cilium's default).
     pub monitor_aggregation: u32,
+    /// How pods on other nodes are reached (default: native routing).
+    pub routing: Routing,
 }
 
 impl Default for DatapathConfig {
@@ -47,6 +56,7 @@ impl Default for DatapathConfig {
             bpf_root: PathBuf::from("/sys/fs/bpf"),
             attach: AttachPreference::Auto,
             monitor_aggregation: TRACE_AGGREGATE_ACTIVE_CT,
+            routing: Routing::Native,
         }
     }
 }
@@ -118,6 +128,32 @@ pub enum DatapathError {
         #[source]
         source: AttachError,
     },
+    /// The routing mode cannot be set up (the tunnel device is missing).
+    #[error("setting up {routing} routing")]
+    Routing {
+        /// The configured mode.
+        routing: Routing,
+        /// Underlying error.
+        #[source]
+        source: RoutingError,
+    },
+    /// Attaching a node device's program failed.
+    #[error("attaching the datapath to device {ifname}")]
+    AttachDevice {
+        /// Interface.
+        ifname: String,
+        /// Underlying error.
+        #[source]
+        source: AttachError,
+    },
+    /// Detaching a node device's program left things behind.
+    #[error("detaching the datapath from device {ifname}: {failures}")]
+    DetachDevice {
+        /// Interface.
+        ifname: String,
+        /// Every failure.
+        failures: Failures,
+    },
     /// The endpoint id cannot index `cilium_call_policy`.
     #[error("endpoint id {id} is outside 1..={max}")]
     InvalidEndpointId {
@@ -177,14 +213,16 @@ impl fmt::Display for Failures {
 struct NodeMaps {
     lxc: LxcMap,
     call_policy: CallPolicyMap,
+    ipcache: IpcacheMap,
 }
 
-/// The node's endpoint datapath.
+/// The node's datapath: endpoints, the tunnel device and the node-wide maps.
 pub struct Datapath {
     config: DatapathConfig,
     map_sizes: MapSizes,
     paths: BpfPaths,
     mode: AttachMode,
+    routing: RoutingGlobals,
     maps: Mutex<NodeMaps>,
 }
 
@@ -196,7 +234,9 @@ fn map_err(what: impl Into<String>) -> impl FnOnce(MapsError) -> DatapathError {
 impl Datapath {
     /// Mounts bpffs at `/sys/fs/bpf` if needed, creates
     /// `<bpf_root>/tc/globals`, and creates or reopens the pinned maps
-    /// (conntrack maps at Cilium's default sizes when created).
+    /// (conntrack maps at Cilium's default sizes when created). In tunnel
+    /// mode the tunnel device must exist in the calling thread's network
+    /// namespace: its ifindex becomes every endpoint's `TUNNEL_IFINDEX`.
     pub fn open(config: DatapathConfig) -> Result<Self, DatapathError> {
         Self::open_with_sizes(config, MapSizes::default())
     }
@@ -215,6 +255,13 @@ impl Datapath {
         })?;
         let mode = attach::resolve_mode(config.attach)
             .map_err(|source| DatapathError::AttachMode { source })?;
+        let routing = config
+            .routing
+            .globals()
+            .map_err(|source| DatapathError::Routing {
+                routing: config.routing.clone(),
+                source,
+            })?;
         loader::create_maps(&paths, &map_sizes).map_err(|source| DatapathError::Load {
             what: "the node maps".to_string(),
             source,
@@ -223,15 +270,28 @@ impl Datapath {
             lxc: LxcMap::open(&paths).map_err(map_err("opening cilium_lxc"))?,
             call_policy: CallPolicyMap::open(&paths)
                 .map_err(map_err("opening cilium_call_policy"))?,
+            ipcache: IpcacheMap::open(&paths).map_err(map_err("opening cilium_ipcache"))?,
         };
-        tracing::info!(root = %config.bpf_root.display(), attach = %mode, "datapath ready");
+        tracing::info!(root = %config.bpf_root.display(), attach = %mode,
+            routing = %config.routing, "datapath ready");
         Ok(Self {
             config,
             map_sizes,
             paths,
             mode,
+            routing,
             maps: Mutex::new(maps),
         })
+    }
+
+    /// The node's routing mode.
+    pub fn routing(&self) -> &Routing {
+        &self.config.routing
+    }
+
+    /// ifindex of the tunnel device in tunnel mode.
+    pub fn tunnel_ifindex(&self) -> Option<u32> {
+        (self.routing.tunnel_ifindex != 0).then_some(self.routing.tunnel_ifindex)
     }
 
     /// How programs are attached on this node.
@@ -275,6 +335,8 @@ impl Datapath {
             node_mac: ep.node_mac,
             ifindex: ep.ifindex,
             monitor_aggregation: self.config.monitor_aggregation,
+            routing_mode: self.routing.mode,
+            tunnel_ifindex: self.routing.tunnel_ifindex,
         };
         loader::load_endpoint(&self.paths, &self.map_sizes, &globals).map_err(|source| {
             DatapathError::Load {
@@ -426,6 +488,98 @@ impl Datapath {
             .lxc
             .upsert(ip, &info)
             .map_err(map_err(format!("host address {ip}")))
+    }
+
+    /// Inserts or replaces the ipcache entry of `prefix`: the identity of
+    /// its addresses and, for pods on other nodes, the node hosting them.
+    pub fn upsert_ipcache(
+        &self,
+        prefix: Ipv4Net,
+        info: &RemoteEndpointInfo,
+    ) -> Result<(), DatapathError> {
+        self.node_maps()
+            .ipcache
+            .upsert(prefix, info)
+            .map_err(map_err(format!("ipcache entry {prefix}")))
+    }
+
+    /// Deletes the ipcache entry of exactly `prefix`; returns whether there
+    /// was one.
+    pub fn delete_ipcache(&self, prefix: Ipv4Net) -> Result<bool, DatapathError> {
+        self.node_maps()
+            .ipcache
+            .delete(prefix)
+            .map_err(map_err(format!("ipcache entry {prefix}")))
+    }
+
+    /// Loads `bpf_overlay.o` (nothing attached yet).
+    pub fn load_overlay(&self) -> Result<OverlayObject, DatapathError> {
+        loader::load_overlay(
+            &self.paths,
+            &self.map_sizes,
+            self.config.monitor_aggregation,
+        )
+        .map_err(|source| DatapathError::Load {
+            what: "the overlay".to_string(),
+            source,
+        })
+    }
+
+    /// Attaches `cil_from_overlay` to the ingress of the tunnel device
+    /// `ifname` (replacing a previous attachment atomically) and pins the
+    /// attachment under `<bpf_root>/devices/<ifname>/`, so it keeps working
+    /// while the agent is away. Idempotent.
+    pub fn attach_overlay(&self, ifname: &str) -> Result<(), DatapathError> {
+        let mut object = self.load_overlay()?;
+        let dir = self.paths.device(ifname);
+        std::fs::create_dir_all(&dir).map_err(|source| DatapathError::PinDir {
+            path: dir.clone(),
+            source,
+        })?;
+        let program = object.program_mut().map_err(|source| DatapathError::Load {
+            what: "the overlay".to_string(),
+            source,
+        })?;
+        attach::attach(
+            self.mode,
+            &dir,
+            ifname,
+            Hook::Ingress,
+            program,
+            OverlayObject::FROM_OVERLAY,
+        )
+        .map_err(|source| DatapathError::AttachDevice {
+            ifname: ifname.to_string(),
+            source,
+        })?;
+        tracing::info!(%ifname, mode = %self.mode, "overlay datapath attached");
+        Ok(())
+    }
+
+    /// Detaches `cil_from_overlay` from `ifname` and removes its pins.
+    /// Idempotent; keeps going on failure and reports every failure.
+    pub fn detach_overlay(&self, ifname: &str) -> Result<(), DatapathError> {
+        let errors = attach::detach(&self.paths.device(ifname), Some(ifname));
+        if errors.is_empty() {
+            tracing::info!(%ifname, "overlay datapath detached");
+            return Ok(());
+        }
+        let failures = errors
+            .into_iter()
+            .map(|source| DatapathError::AttachDevice {
+                ifname: ifname.to_string(),
+                source,
+            })
+            .collect();
+        Err(DatapathError::DetachDevice {
+            ifname: ifname.to_string(),
+            failures: Failures(failures),
+        })
+    }
+
+    /// Whether device `ifname` has a pinned overlay attachment.
+    pub fn overlay_attached(&self, ifname: &str) -> bool {
+        attach::has_pins(&self.paths.device(ifname))
     }
 
     /// A reader of the datapath's events. Call inside a tokio runtime.

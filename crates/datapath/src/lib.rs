@@ -1,8 +1,10 @@
-//! The eBPF endpoint datapath: `bpf/bpf_lxc.c`, compiled by `build.rs` and
-//! embedded here, loaded with aya per endpoint with load-time globals,
-//! attached to the host side of each pod's veth, and sharing node-wide maps
-//! pinned under `<bpf_root>/tc/globals` (`cilium_lxc`, conntrack,
-//! `cilium_metrics`, `cilium_events`, `cilium_call_policy`).
+//! The eBPF datapath: `bpf/bpf_lxc.c` and `bpf/bpf_overlay.c`, compiled by
+//! `build.rs` and embedded here. `bpf_lxc` is loaded with aya per endpoint
+//! with load-time globals and attached to the host side of each pod's veth;
+//! `bpf_overlay` is attached to the node's tunnel device. They share
+//! node-wide maps pinned under `<bpf_root>/tc/globals` (`cilium_lxc`,
+//! `cilium_ipcache`, conntrack, `cilium_metrics`, `cilium_events`,
+//! `cilium_call_policy`).
 //!
 //! [`Datapath`] is what the agent drives; [`maps`] gives typed access to the
 //! pinned maps for the CLI; [`events`] and [`EventReader`] decode the
@@ -18,9 +20,11 @@ mod event_reader;
 pub mod events;
 pub mod loader;
 pub mod maps;
+mod routing;
 
 pub use attach::{AttachError, AttachMode, AttachPreference, Hook};
 pub use datapath::{Datapath, DatapathConfig, DatapathError, EndpointDatapathConfig, Failures};
 pub use event_reader::{EventReader, EventReaderError};
 pub use events::{DatapathEvent, DropEvent, EventHeader, EventParseError, TraceEvent};
-pub use loader::{EndpointObject, EndpointProgram, LoaderError, MapSizes};
+pub use loader::{EndpointObject, EndpointProgram, LoaderError, MapSizes, OverlayObject};
+pub use routing::{Routing, RoutingError};

@@ -1,6 +1,7 @@
-//! Loading the embedded `bpf_lxc.o`: once to create (or reopen) the pinned
-//! node-wide maps, and once per endpoint with that endpoint's load-time
-//! globals, sharing those pinned maps.
+//! Loading the embedded objects: `bpf_lxc.o` once to create (or reopen) the
+//! pinned node-wide maps and once per endpoint with that endpoint's
+//! load-time globals, and `bpf_overlay.o` once per node for the tunnel
+//! device; every object shares those pinned maps.
 
 use std::net::Ipv4Addr;
 use std::sync::OnceLock;
@@ -18,13 +19,21 @@ use crate::{
 
 /// The compiled endpoint datapath (`bpf/bpf_lxc.c`).
 static BPF_LXC_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/bpf_lxc.o"));
+/// The compiled tunnel device datapath (`bpf/bpf_overlay.c`).
+static BPF_OVERLAY_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/bpf_overlay.o"));
 
-/// Failures loading the datapath object or its programs.
+const BPF_LXC: &str = "bpf_lxc.o";
+const BPF_OVERLAY: &str = "bpf_overlay.o";
+
+/// Failures loading a datapath object or its programs.
 #[derive(Debug, Error)]
 pub enum LoaderError {
     /// Parsing the object or creating/reopening its maps failed.
-    #[error("cannot load bpf_lxc.o (maps pinned under {globals})")]
+    #[error("cannot load {object} (maps pinned under {globals})")]
     Object {
+        /// Object file name.
+        object: &'static str,
         /// Directory of the pinned maps.
         globals: String,
         /// Underlying error.
@@ -54,8 +63,10 @@ pub enum LoaderError {
         source: Box<ProgramError>,
     },
     /// The object has no such program (the C and Rust sides disagree).
-    #[error("bpf_lxc.o has no tc program named {program}")]
+    #[error("{object} has no tc program named {program}")]
     MissingProgram {
+        /// Object file name.
+        object: &'static str,
         /// Program (function) name.
         program: &'static str,
     },
@@ -122,6 +133,12 @@ pub struct EndpointGlobals {
     pub ifindex: u32,
     /// `MONITOR_AGGREGATION`: trace aggregation level.
     pub monitor_aggregation: u32,
+    /// `ROUTING_MODE`: `ROUTING_MODE_NATIVE` or `ROUTING_MODE_TUNNEL`
+    /// (node-wide).
+    pub routing_mode: u32,
+    /// `TUNNEL_IFINDEX`: ifindex of the tunnel device, 0 in native
+    /// routing (node-wide).
+    pub tunnel_ifindex: u32,
 }
 
 /// `bpf_lxc.o` loaded for one endpoint: all three programs are loaded into
@@ -139,16 +156,7 @@ impl std::fmt::Debug for EndpointObject {
 impl EndpointObject {
     /// One of the loaded programs.
     pub fn program(&self, which: EndpointProgram) -> Result<&SchedClassifier, LoaderError> {
-        let program = which.function_name();
-        self.ebpf
-            .program(program)
-            .ok_or(LoaderError::MissingProgram { program })?
-            .try_into()
-            .map_err(|source| LoaderError::Program {
-                program,
-                op: "treat as a tc classifier",
-                source: Box::new(source),
-            })
+        classifier(&self.ebpf, BPF_LXC, which.function_name())
     }
 
     /// One of the loaded programs, mutably (for attaching).
@@ -156,17 +164,84 @@ impl EndpointObject {
         &mut self,
         which: EndpointProgram,
     ) -> Result<&mut SchedClassifier, LoaderError> {
-        let program = which.function_name();
-        self.ebpf
-            .program_mut(program)
-            .ok_or(LoaderError::MissingProgram { program })?
-            .try_into()
-            .map_err(|source| LoaderError::Program {
-                program,
-                op: "treat as a tc classifier",
-                source: Box::new(source),
-            })
+        classifier_mut(&mut self.ebpf, BPF_LXC, which.function_name())
     }
+}
+
+/// `bpf_overlay.o` loaded for the node's tunnel device: `cil_from_overlay`
+/// is loaded into the kernel and uses the pinned node-wide maps.
+pub struct OverlayObject {
+    ebpf: Ebpf,
+}
+
+impl std::fmt::Debug for OverlayObject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OverlayObject").finish_non_exhaustive()
+    }
+}
+
+impl OverlayObject {
+    /// The C function name of the tunnel device's ingress program.
+    pub const FROM_OVERLAY: &'static str = "cil_from_overlay";
+
+    /// `cil_from_overlay`.
+    pub fn program(&self) -> Result<&SchedClassifier, LoaderError> {
+        classifier(&self.ebpf, BPF_OVERLAY, Self::FROM_OVERLAY)
+    }
+
+    /// `cil_from_overlay`, mutably (for attaching).
+    pub(crate) fn program_mut(&mut self) -> Result<&mut SchedClassifier, LoaderError> {
+        classifier_mut(&mut self.ebpf, BPF_OVERLAY, Self::FROM_OVERLAY)
+    }
+}
+
+fn classifier<'a>(
+    ebpf: &'a Ebpf,
+    object: &'static str,
+    program: &'static str,
+) -> Result<&'a SchedClassifier, LoaderError> {
+    ebpf.program(program)
+        .ok_or(LoaderError::MissingProgram { object, program })?
+        .try_into()
+        .map_err(|source| LoaderError::Program {
+            program,
+            op: "treat as a tc classifier",
+            source: Box::new(source),
+        })
+}
+
+fn classifier_mut<'a>(
+    ebpf: &'a mut Ebpf,
+    object: &'static str,
+    program: &'static str,
+) -> Result<&'a mut SchedClassifier, LoaderError> {
+    ebpf.program_mut(program)
+        .ok_or(LoaderError::MissingProgram { object, program })?
+        .try_into()
+        .map_err(|source| LoaderError::Program {
+            program,
+            op: "treat as a tc classifier",
+            source: Box::new(source),
+        })
+}
+
+/// Loads `program` into the kernel, with the verifier log on rejection.
+fn load_classifier(program: &mut SchedClassifier, name: &'static str) -> Result<(), LoaderError> {
+    program.load().map_err(|err| match err {
+        ProgramError::LoadError {
+            io_error,
+            verifier_log,
+        } => LoaderError::Verifier {
+            program: name,
+            verifier_log: verifier_log.to_string(),
+            source: io_error,
+        },
+        other => LoaderError::Program {
+            program: name,
+            op: "load",
+            source: Box::new(other),
+        },
+    })
 }
 
 /// The kernel's BTF, parsed once per process: aya would otherwise re-read and re-parse the
@@ -178,6 +253,8 @@ fn kernel_btf() -> Option<&'static Btf> {
 }
 
 fn parse_object<'a>(
+    object: &'static str,
+    bytes: &[u8],
     paths: &BpfPaths,
     sizes: &MapSizes,
     configure: impl FnOnce(&mut EbpfLoader<'a>),
@@ -190,18 +267,18 @@ fn parse_object<'a>(
         .map_max_entries(CT_TCP4_MAP, sizes.ct_tcp)
         .map_max_entries(CT_ANY4_MAP, sizes.ct_any);
     configure(&mut loader);
-    loader
-        .load(BPF_LXC_OBJECT)
-        .map_err(|source| LoaderError::Object {
-            globals: globals.display().to_string(),
-            source: Box::new(source),
-        })
+    loader.load(bytes).map_err(|source| LoaderError::Object {
+        object,
+        globals: globals.display().to_string(),
+        source: Box::new(source),
+    })
 }
 
 /// Creates the pinned node-wide maps under `paths`, or reopens them when they
 /// already exist (after an agent restart), without loading any program.
+/// `bpf_lxc.o` declares every node-wide map.
 pub fn create_maps(paths: &BpfPaths, sizes: &MapSizes) -> Result<(), LoaderError> {
-    parse_object(paths, sizes, |_| {}).map(drop)
+    parse_object(BPF_LXC, BPF_LXC_OBJECT, paths, sizes, |_| {}).map(drop)
 }
 
 /// Loads `bpf_lxc.o` with `globals` and loads its programs into the kernel.
@@ -214,7 +291,7 @@ pub fn load_endpoint(
     let id = u32::from(globals.id);
     // LXC_IPV4 is a __be32: its in-memory bytes are the address octets.
     let ipv4 = u32::from_ne_bytes(globals.ipv4.octets());
-    let ebpf = parse_object(paths, sizes, |loader| {
+    let ebpf = parse_object(BPF_LXC, BPF_LXC_OBJECT, paths, sizes, |loader| {
         loader
             .override_global("LXC_ID", &id, true)
             .override_global("SECLABEL", &globals.identity, true)
@@ -222,26 +299,28 @@ pub fn load_endpoint(
             .override_global("LXC_MAC", &globals.mac, true)
             .override_global("NODE_MAC", &globals.node_mac, true)
             .override_global("LXC_IFINDEX", &globals.ifindex, true)
-            .override_global("MONITOR_AGGREGATION", &globals.monitor_aggregation, true);
+            .override_global("MONITOR_AGGREGATION", &globals.monitor_aggregation, true)
+            .override_global("ROUTING_MODE", &globals.routing_mode, true)
+            .override_global("TUNNEL_IFINDEX", &globals.tunnel_ifindex, true);
     })?;
     let mut object = EndpointObject { ebpf };
     for which in EndpointProgram::ALL {
-        let program = which.function_name();
-        object.program_mut(which)?.load().map_err(|err| match err {
-            ProgramError::LoadError {
-                io_error,
-                verifier_log,
-            } => LoaderError::Verifier {
-                program,
-                verifier_log: verifier_log.to_string(),
-                source: io_error,
-            },
-            other => LoaderError::Program {
-                program,
-                op: "load",
-                source: Box::new(other),
-            },
-        })?;
+        load_classifier(object.program_mut(which)?, which.function_name())?;
     }
+    Ok(object)
+}
+
+/// Loads `bpf_overlay.o` with the node's trace aggregation level and loads
+/// `cil_from_overlay` into the kernel, on the pinned node-wide maps.
+pub fn load_overlay(
+    paths: &BpfPaths,
+    sizes: &MapSizes,
+    monitor_aggregation: u32,
+) -> Result<OverlayObject, LoaderError> {
+    let ebpf = parse_object(BPF_OVERLAY, BPF_OVERLAY_OBJECT, paths, sizes, |loader| {
+        loader.override_global("MONITOR_AGGREGATION", &monitor_aggregation, true);
+    })?;
+    let mut object = OverlayObject { ebpf };
+    load_classifier(object.program_mut()?, OverlayObject::FROM_OVERLAY)?;
     Ok(object)
 }

@@ -1,19 +1,24 @@
-//! Starting a node's `cilium-agent` inside the node namespace and waiting until it serves.
+//! Starting a node's `cilium-agent` inside the node namespace, pointed at the lab's etcd, and
+//! waiting until it serves.
 //!
 //! The agent is ready when `GET /v1/healthz` reports `Ok` and it has written the CNI conflist.
+//! It takes its pod CIDR from the cluster pool in the kvstore; [`pod_cidr`] reads it back.
 
 use std::io;
 use std::path::PathBuf;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use cilium_api::AgentClient;
+use cilium_api::{AgentClient, ClientError};
+use ipnet::Ipv4Net;
 
 use crate::bins::{self, BinDir, BinError};
 use crate::netns;
+use crate::plan;
 use crate::process::{self, ProcessError};
 use crate::report;
-use crate::state::NodeState;
+use crate::state::{LabState, NodeState, Routing};
+use crate::underlay;
 
 /// How long `up` waits for an agent to become ready.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -54,10 +59,44 @@ pub enum AgentError {
         last: String,
         tail: String,
     },
+    #[error("cannot ask the agent of {node} for its configuration")]
+    Config {
+        node: String,
+        #[source]
+        source: ClientError,
+    },
+    #[error("the agent of {node} reports pod CIDR {value:?}, which is not an IPv4 CIDR")]
+    PodCidr {
+        node: String,
+        value: String,
+        #[source]
+        source: ipnet::AddrParseError,
+    },
 }
 
-/// Starts the agent of `node` detached; returns its PID.
-pub fn start(bins: &BinDir, node: &NodeState) -> Result<u32, AgentError> {
+/// What every agent of a lab is started with, besides its node's own paths.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    pub routing: Routing,
+    /// etcd's client URL.
+    pub kvstore_endpoint: String,
+    pub lease_ttl_secs: u32,
+}
+
+impl ClusterConfig {
+    /// The configuration a lab's agents share.
+    pub fn of(state: &LabState) -> Self {
+        ClusterConfig {
+            routing: state.routing,
+            kvstore_endpoint: state.etcd.client_url.clone(),
+            lease_ttl_secs: state.lease_ttl_secs,
+        }
+    }
+}
+
+/// Starts the agent of `node` detached, without a pod CIDR (the cluster pool hands one out);
+/// returns its PID.
+pub fn start(bins: &BinDir, cluster: &ClusterConfig, node: &NodeState) -> Result<u32, AgentError> {
     let agent = bins
         .require(bins::AGENT)
         .map_err(|source| AgentError::Binary {
@@ -74,8 +113,6 @@ pub fn start(bins: &BinDir, node: &NodeState) -> Result<u32, AgentError> {
     let mut cmd = netns::enter_net(&node.netns, agent);
     cmd.arg("--node-name")
         .arg(&node.name)
-        .arg("--pod-cidr")
-        .arg(node.pod_cidr.to_string())
         .arg("--state-dir")
         .arg(&node.state_dir)
         .arg("--socket")
@@ -83,7 +120,21 @@ pub fn start(bins: &BinDir, node: &NodeState) -> Result<u32, AgentError> {
         .arg("--bpf-root")
         .arg(&node.bpf_root)
         .arg("--write-cni-conf-when-ready")
-        .arg(&node.cni_conflist);
+        .arg(&node.cni_conflist)
+        .arg("--kvstore")
+        .arg("etcd")
+        .arg("--kvstore-endpoints")
+        .arg(&cluster.kvstore_endpoint)
+        .arg("--kvstore-lease-ttl")
+        .arg(cluster.lease_ttl_secs.to_string())
+        .arg("--routing-mode")
+        .arg(cluster.routing.to_string())
+        .arg("--direct-routing-device")
+        .arg(underlay::NODE_IFNAME)
+        .arg("--cluster-pool-ipv4-cidr")
+        .arg(plan::CLUSTER_POOL.to_string())
+        .arg("--cluster-pool-ipv4-mask-size")
+        .arg(plan::POD_CIDR_PREFIX_LEN.to_string());
     tracing::info!(node = %node.name, log = %node.log.display(), "starting agent");
     process::spawn_detached(&mut cmd, &node.log).map_err(|source| AgentError::Start {
         node: node.name.clone(),
@@ -123,4 +174,23 @@ pub fn wait_ready(node: &NodeState, pid: u32) -> Result<(), AgentError> {
         }
         thread::sleep(POLL);
     }
+}
+
+/// The pod CIDR the (ready) agent of `node` reports in `GET /v1/config`.
+pub fn pod_cidr(node: &NodeState) -> Result<Ipv4Net, AgentError> {
+    let config = AgentClient::new(&node.socket)
+        .with_timeout(Duration::from_secs(5))
+        .config()
+        .map_err(|source| AgentError::Config {
+            node: node.name.clone(),
+            source,
+        })?;
+    config
+        .pod_cidr
+        .parse()
+        .map_err(|source| AgentError::PodCidr {
+            node: node.name.clone(),
+            value: config.pod_cidr.clone(),
+            source,
+        })
 }

@@ -1,5 +1,5 @@
-//! Finding the project's binaries: next to the running `cilium-lab`, or in
-//! `$CILIUM_LAB_BIN_DIR`.
+//! Finding the project's binaries (next to the running `cilium-lab`, or in
+//! `$CILIUM_LAB_BIN_DIR`) and the system's `etcd` (in `PATH`).
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -10,6 +10,10 @@ pub const BIN_DIR_ENV: &str = "CILIUM_LAB_BIN_DIR";
 pub const AGENT: &str = "cilium-agent";
 pub const CNI: &str = "cilium-cni";
 pub const CLI: &str = "cilium";
+/// The kvstore server (Debian's `etcd-server` package).
+pub const ETCD: &str = "etcd";
+/// The Debian package that provides [`ETCD`].
+const ETCD_PACKAGE: &str = "etcd-server";
 /// This binary's name, for recognising the toolbox servers it starts.
 pub const LAB: &str = "cilium-lab";
 
@@ -21,6 +25,8 @@ pub enum BinError {
         #[source]
         source: io::Error,
     },
+    #[error("{name} is not in PATH (install it with `apt-get install {package}`)")]
+    NotInstalled { name: String, package: String },
     #[error("{name} not found in {dir} (build it with `cargo build --workspace`, or point {BIN_DIR_ENV} at the directory holding it)")]
     Missing { name: String, dir: PathBuf },
 }
@@ -77,6 +83,22 @@ impl BinDir {
     }
 }
 
+/// The system's `etcd`, found in `PATH`.
+pub fn etcd() -> Result<PathBuf, BinError> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    in_path(ETCD, &path).ok_or_else(|| BinError::NotInstalled {
+        name: ETCD.to_string(),
+        package: ETCD_PACKAGE.to_string(),
+    })
+}
+
+/// The first file named `name` in the directories of `path`.
+fn in_path(name: &str, path: &std::ffi::OsStr) -> Option<PathBuf> {
+    std::env::split_paths(path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
 /// The running `cilium-lab` binary (used to start toolbox servers inside pods).
 pub fn self_exe() -> Result<PathBuf, BinError> {
     std::env::current_exe().map_err(|source| BinError::CurrentExe { source })
@@ -97,6 +119,15 @@ mod tests {
         );
         std::fs::write(dir.path().join(AGENT), "").unwrap();
         assert_eq!(bins.require(AGENT).unwrap(), dir.path().join(AGENT));
+    }
+
+    #[test]
+    fn programs_are_found_in_the_first_path_directory_holding_them() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        std::fs::write(b.path().join(ETCD), "").unwrap();
+        let path = std::env::join_paths([a.path(), b.path()]).unwrap();
+        assert_eq!(in_path(ETCD, &path), Some(b.path().join(ETCD)));
+        assert_eq!(in_path("no-such-program", &path), None);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::labels::Labels;
 use crate::names::{LabName, NodeName};
-use crate::plan::MAX_NODES;
+use crate::plan::{DEFAULT_LEASE_TTL_SECS, MAX_NODES};
 use crate::state::Routing;
 use crate::toolbox::spec::ServeSpec;
 
@@ -28,7 +28,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Create the switch and the nodes, start an agent on each, wait until they are ready.
+    /// Create the switch, etcd and the nodes, start an agent on each, wait until they are ready.
     Up(UpArgs),
     /// Stop everything the lab started and delete all its namespaces, pins and state.
     Down(LabArg),
@@ -42,6 +42,9 @@ pub enum Command {
     /// Work with nodes.
     #[command(subcommand)]
     Node(NodeCommand),
+    /// Stop and start the lab's etcd (a control-plane outage).
+    #[command(subcommand)]
+    Etcd(EtcdCommand),
     /// Bring a lab up if needed, deploy two pods and show traffic between them step by step.
     Demo(LabArg),
     /// Toolbox (runs inside pods): answer with the pod name on every listed port.
@@ -69,6 +72,10 @@ pub struct UpArgs {
     /// How pods on different nodes reach each other.
     #[arg(long, value_enum, default_value_t = Routing::Tunnel)]
     pub routing: Routing,
+    /// Seconds a dead node's kvstore entries outlive it (the agents' lease TTL).
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_LEASE_TTL_SECS,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub kvstore_lease_ttl: u32,
 }
 
 /// Output format.
@@ -148,6 +155,26 @@ pub enum NodeCommand {
     Exec(NodeExecArgs),
     /// Stop a node's agent and start it again; pods keep running and keep their connections.
     RestartAgent(NodeArgs),
+    /// Add a node to the running lab (by default the next never-used nodeK).
+    Add(NodeAddArgs),
+    /// Remove a node abruptly, like a machine that dies: its agent is killed, its pods go.
+    Del(NodeArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EtcdCommand {
+    /// Stop etcd; agents and pods keep running, its data stays.
+    Stop(LabArg),
+    /// Start etcd again on its data and wait until it is healthy.
+    Start(LabArg),
+}
+
+#[derive(Debug, Args)]
+pub struct NodeAddArgs {
+    /// Node name (node1, node2, ...); default: one past the highest ever used.
+    pub node: Option<NodeName>,
+    #[command(flatten)]
+    pub lab: LabArg,
 }
 
 #[derive(Debug, Args)]
@@ -255,12 +282,31 @@ mod tests {
             panic!("parsed as {:?}", cli.command);
         };
         assert_eq!((args.nodes, args.routing), (3, Routing::Native));
+        assert_eq!(args.kvstore_lease_ttl, DEFAULT_LEASE_TTL_SECS);
         assert!(parse(&["up", "--nodes", "0"]).is_err());
+        assert!(parse(&["up", "--kvstore-lease-ttl", "0"]).is_err());
         assert!(parse(&["up", "--routing", "bgp"]).is_err());
         assert!(
             parse(&["up", "--name", "a-b"]).is_err(),
             "lab names have no dashes"
         );
+    }
+
+    #[test]
+    fn node_add_names_the_node_or_leaves_it_to_the_lab() {
+        let cli = parse(&["node", "add"]).unwrap();
+        let Command::Node(NodeCommand::Add(args)) = cli.command else {
+            panic!("parsed as {:?}", cli.command);
+        };
+        assert_eq!(args.node, None);
+        let cli = parse(&["node", "add", "node4", "--name", "t1"]).unwrap();
+        let Command::Node(NodeCommand::Add(args)) = cli.command else {
+            panic!("parsed as {:?}", cli.command);
+        };
+        assert_eq!(args.node.map(NodeName::index), Some(4));
+        assert!(parse(&["node", "del"]).is_err(), "del needs a node");
+        assert!(parse(&["etcd", "stop", "--name", "t1"]).is_ok());
+        assert!(parse(&["etcd", "restart"]).is_err());
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! One lab's identity and filesystem layout: where its state, per-node directories, sockets,
-//! logs and bpffs roots live, and which namespaces belong to it.
+//! logs, etcd's data and bpffs roots live, and which namespaces belong to it.
 
 use std::path::{Path, PathBuf};
 
@@ -80,6 +80,15 @@ impl Lab {
         self.node_dir(node).join("net.d").join("05-cilium.conflist")
     }
 
+    /// etcd's data directory; it survives `etcd stop` and goes with `down`.
+    pub fn etcd_data_dir(&self) -> PathBuf {
+        self.dir.join("etcd")
+    }
+
+    pub fn etcd_log(&self) -> PathBuf {
+        self.dir.join("etcd.log")
+    }
+
     /// Per-pod directory: toolbox server log and readiness marker.
     pub fn pod_dir(&self, pod: &PodKey) -> PathBuf {
         self.dir
@@ -136,6 +145,10 @@ mod tests {
         assert_eq!(
             lab.cni_conflist(n1),
             Path::new("/run/cilium-lab/default/node1/net.d/05-cilium.conflist")
+        );
+        assert_eq!(
+            lab.etcd_data_dir(),
+            Path::new("/run/cilium-lab/default/etcd")
         );
         assert_eq!(
             lab.bpf_root(n1),

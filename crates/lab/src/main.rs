@@ -9,7 +9,8 @@ use anyhow::Context;
 use clap::Parser;
 
 use cilium_lab::bins::BinDir;
-use cilium_lab::cli::{Cli, Command, NodeCommand, Output, PodCommand};
+use cilium_lab::cli::{Cli, Command, EtcdCommand, NodeCommand, Output, PodCommand};
+use cilium_lab::commands::etcd::{self, Outcome};
 use cilium_lab::commands::{demo, down, exec, node, pod, status, up};
 use cilium_lab::lab::{Lab, BPF_FS, RUN_ROOT};
 use cilium_lab::names::{LabName, PodKey};
@@ -44,6 +45,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let opts = up::UpOptions {
                 nodes: args.nodes,
                 routing: args.routing,
+                lease_ttl_secs: args.kvstore_lease_ttl,
             };
             let state = up::up(&lab, &BinDir::locate()?, opts)?;
             println!(
@@ -123,6 +125,37 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let pid = node::restart_agent(&lab, &BinDir::locate()?, args.node)?;
             println!("{}: agent restarted (pid {pid})", args.node);
         }
+        Command::Node(NodeCommand::Add(args)) => {
+            let lab = lab(args.lab.lab);
+            let added = node::add(&lab, &BinDir::locate()?, args.node)?;
+            println!(
+                "{}: joined, underlay {}, pod CIDR {}, agent pid {}",
+                added.name,
+                added.underlay_ip,
+                added.pod_cidr.map(|c| c.to_string()).unwrap_or_default(),
+                added.agent_pid.unwrap_or_default()
+            );
+        }
+        Command::Node(NodeCommand::Del(args)) => {
+            let lab = lab(args.lab.lab);
+            let removed = node::del(&lab, &BinDir::locate()?, args.node)?;
+            let pods = if removed.pods.is_empty() {
+                String::new()
+            } else {
+                format!(" with its pods {}", removed.pods.join(", "))
+            };
+            println!("{} removed{pods}", removed.node.name);
+        }
+        Command::Etcd(EtcdCommand::Stop(args)) => match etcd::stop(&lab(args.lab))? {
+            Outcome::Done { pid } => println!("etcd stopped (was pid {pid})"),
+            Outcome::Already { .. } => println!("etcd was not running"),
+        },
+        Command::Etcd(EtcdCommand::Start(args)) => match etcd::start(&lab(args.lab))? {
+            Outcome::Done { pid } => println!("etcd started and healthy (pid {pid})"),
+            Outcome::Already { pid } => {
+                println!("etcd is already running (pid {})", pid.unwrap_or_default())
+            }
+        },
         Command::Demo(args) => demo::demo(&lab(args.lab), &BinDir::locate()?)?,
         Command::Serve(args) => {
             let server = Server::bind(

@@ -56,6 +56,11 @@ impl LabName {
         format!("{}sw", self.ns_prefix())
     }
 
+    /// The namespace etcd runs in, on the underlay like a control-plane host.
+    pub fn etcd_ns(&self) -> String {
+        format!("{}etcd", self.ns_prefix())
+    }
+
     /// The namespace of one node.
     pub fn node_ns(&self, node: &NodeName) -> String {
         format!("{}{}", self.ns_prefix(), node)
@@ -223,6 +228,7 @@ mod tests {
     fn node_and_switch_namespaces_follow_the_layout() {
         let l = lab("default");
         assert_eq!(l.switch_ns(), "cilab-default-sw");
+        assert_eq!(l.etcd_ns(), "cilab-default-etcd");
         assert_eq!(l.node_ns(&NodeName::new(2)), "cilab-default-node2");
         assert!(l.node_ns(&NodeName::new(1)).starts_with(&l.ns_prefix()));
     }

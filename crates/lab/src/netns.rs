@@ -1,15 +1,18 @@
 //! Named network namespaces, managed with iproute2 (`ip netns`), and commands that run inside
 //! them.
 //!
-//! Two ways in: [`exec_in`] uses `ip netns exec`, which also mounts a `/sys` for the namespace
-//! (right for pods and the CNI plugin) but hides the bpffs mounted at `/sys/fs/bpf`;
+//! Three ways in: [`exec_in`] uses `ip netns exec`, which also mounts a `/sys` for the
+//! namespace (right for pods and the CNI plugin) but hides the bpffs mounted at `/sys/fs/bpf`;
 //! [`enter_net`] uses `nsenter --net`, which switches only the network namespace, so agents and
-//! `cilium bpf ...` still see their pinned maps.
+//! `cilium bpf ...` still see their pinned maps; [`run_in`] runs a closure on a thread of this
+//! process that joined the namespace (setns is per thread).
 
 use std::ffi::OsStr;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use nix::sched::{setns, CloneFlags};
 
 use crate::run::{self, RunError};
 
@@ -33,6 +36,24 @@ pub enum NetnsError {
     },
     #[error("network namespace {name} already exists")]
     Exists { name: String },
+    #[error("cannot open network namespace {path}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot enter network namespace {name}")]
+    Enter {
+        name: String,
+        #[source]
+        source: nix::Error,
+    },
+    #[error("cannot start a thread for network namespace {name}")]
+    Thread {
+        name: String,
+        #[source]
+        source: io::Error,
+    },
 }
 
 /// The path a runtime passes as `CNI_NETNS`.
@@ -134,6 +155,38 @@ pub fn enter_net(name: &str, program: impl AsRef<OsStr>) -> Command {
     net.push(path(name));
     cmd.arg(net).arg("--").arg(program);
     cmd
+}
+
+/// Runs `f` on a new thread inside network namespace `name` and returns what it returns. Only
+/// that thread changes namespace; it ends with `f`.
+pub fn run_in<T, F>(name: &str, f: F) -> Result<T, NetnsError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    let ns_path = path(name);
+    let file = std::fs::File::open(&ns_path).map_err(|source| NetnsError::Open {
+        path: ns_path,
+        source,
+    })?;
+    let owned = name.to_string();
+    let handle = std::thread::Builder::new()
+        .name(format!("netns-{name}"))
+        .spawn(move || {
+            setns(&file, CloneFlags::CLONE_NEWNET).map_err(|source| NetnsError::Enter {
+                name: owned,
+                source,
+            })?;
+            Ok(f())
+        })
+        .map_err(|source| NetnsError::Thread {
+            name: name.to_string(),
+            source,
+        })?;
+    match handle.join() {
+        Ok(result) => result,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
 }
 
 fn ip_global(name: &str, args: &[&str]) -> Result<(), NetnsError> {

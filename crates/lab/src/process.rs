@@ -145,6 +145,24 @@ pub fn terminate(pid: u32, program: &str, grace: Duration) -> Result<Stopped, Pr
     stop_while(pid, program, grace, || is_running(pid, program))
 }
 
+/// Kills `pid` with SIGKILL if it still runs `program`, giving it no chance to clean up (a
+/// machine that dies), and waits until it is gone.
+pub fn kill_now(pid: u32, program: &str) -> Result<Stopped, ProcessError> {
+    let alive = || is_running(pid, program);
+    if !alive() {
+        return Ok(Stopped::NotRunning);
+    }
+    signal(pid, program, Signal::SIGKILL)?;
+    if wait_until_gone(&alive, Duration::from_secs(5)) {
+        Ok(Stopped::Exited)
+    } else {
+        Err(ProcessError::Unkillable {
+            program: program.to_string(),
+            pid,
+        })
+    }
+}
+
 /// Stops `pid`, known to be the lab's own (its child, or a process inside one of its
 /// namespaces), whatever program it runs now.
 pub fn terminate_known(pid: u32, what: &str, grace: Duration) -> Result<Stopped, ProcessError> {
@@ -258,6 +276,28 @@ mod tests {
             terminate(pid, "sleep", TERM_GRACE).unwrap(),
             Stopped::NotRunning
         );
+    }
+
+    #[test]
+    fn kill_now_does_not_wait_for_a_term_handler() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("sleep.log");
+        // An ignored signal stays ignored across exec: this sleep shrugs SIGTERM off.
+        let pid = spawn_detached(
+            Command::new("sh").args(["-c", "trap '' TERM; exec sleep 60"]),
+            &log,
+        )
+        .expect("spawn sh");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while program_of(pid).as_deref() != Some("sleep") {
+            assert!(Instant::now() < deadline, "sh {pid} never became sleep");
+            thread::sleep(POLL);
+        }
+        let started = Instant::now();
+        assert_eq!(kill_now(pid, "sleep").unwrap(), Stopped::Exited);
+        assert!(started.elapsed() < TERM_GRACE, "SIGKILL must not wait");
+        assert!(!is_running(pid, "sleep"));
+        assert_eq!(kill_now(pid, "sleep").unwrap(), Stopped::NotRunning);
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! `state.json`: what a lab consists of (nodes, pods, the processes it started), and the lock
+//! `state.json`: what a lab consists of (etcd, nodes, pods, the processes it started), and the
+//! lock
 //! that serialises commands changing it.
 //!
 //! Writers hold an exclusive `flock` on `state.lock` for the whole command, so two `pod add`
@@ -84,8 +85,14 @@ impl std::fmt::Display for Routing {
 pub struct LabState {
     pub name: String,
     pub routing: Routing,
+    /// The agents' `--kvstore-lease-ttl`, in seconds.
+    pub lease_ttl_secs: u32,
+    pub etcd: EtcdState,
     pub nodes: Vec<NodeState>,
     pub pods: Vec<PodState>,
+    /// Index of the node `node add` creates when not told which: one past the highest ever
+    /// used, so a new node never takes the name of one that died.
+    pub next_node: u8,
 }
 
 impl LabState {
@@ -107,13 +114,27 @@ impl LabState {
     }
 }
 
+/// The lab's etcd.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EtcdState {
+    pub netns: String,
+    pub ip: Ipv4Addr,
+    /// What agents pass as `--kvstore-endpoints`.
+    pub client_url: String,
+    pub data_dir: PathBuf,
+    pub log: PathBuf,
+    /// Its PID while the lab runs it (`None` after `etcd stop`).
+    pub pid: Option<u32>,
+}
+
 /// One node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeState {
     pub name: String,
     pub netns: String,
     pub underlay_ip: Ipv4Addr,
-    pub pod_cidr: Ipv4Net,
+    /// The pod CIDR the agent got from the cluster pool, once it has reported it.
+    pub pod_cidr: Option<Ipv4Net>,
     /// Per-node directory under the lab's state directory.
     pub dir: PathBuf,
     /// The agent's `--state-dir`.
@@ -226,11 +247,21 @@ mod tests {
         LabState {
             name: "default".into(),
             routing: Routing::Tunnel,
+            lease_ttl_secs: 20,
+            etcd: EtcdState {
+                netns: "cilab-default-etcd".into(),
+                ip: Ipv4Addr::new(172, 18, 0, 2),
+                client_url: "http://172.18.0.2:2379".into(),
+                data_dir: "/run/cilium-lab/default/etcd".into(),
+                log: "/run/cilium-lab/default/etcd.log".into(),
+                pid: Some(41),
+            },
+            next_node: 2,
             nodes: vec![NodeState {
                 name: "node1".into(),
                 netns: "cilab-default-node1".into(),
                 underlay_ip: Ipv4Addr::new(172, 18, 0, 11),
-                pod_cidr: "10.0.1.0/24".parse().unwrap(),
+                pod_cidr: Some("10.0.1.0/24".parse().unwrap()),
                 dir: "/run/cilium-lab/default/node1".into(),
                 state_dir: "/run/cilium-lab/default/node1/state".into(),
                 socket: "/run/cilium-lab/default/node1/cilium.sock".into(),
@@ -264,6 +295,7 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains(r#""routing": "tunnel""#), "{text}");
         assert!(text.contains(r#""serve": "80/tcp,80/udp""#), "{text}");
+        assert!(text.contains(r#""pod_cidr": "10.0.1.0/24""#), "{text}");
     }
 
     #[test]

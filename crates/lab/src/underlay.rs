@@ -1,4 +1,5 @@
-//! The underlay: a switch namespace with bridge `br0`, and each node's `eth0` plugged into it.
+//! The underlay: a switch namespace with bridge `br0`, and the `eth0` of each node (and of
+//! etcd's namespace) plugged into it.
 
 use std::net::Ipv4Addr;
 
@@ -8,8 +9,11 @@ use crate::plan::UNDERLAY_PREFIX_LEN;
 /// The bridge inside the switch namespace.
 pub const BRIDGE: &str = "br0";
 
-/// The node's underlay interface.
+/// The underlay interface of a node or of etcd's namespace.
 pub const NODE_IFNAME: &str = "eth0";
+
+/// etcd's port on the switch.
+pub const ETCD_PORT: &str = "etcd";
 
 /// Creates the switch namespace with its bridge up (the switch itself has no address).
 pub fn create_switch(switch_ns: &str) -> Result<(), NetnsError> {
@@ -18,15 +22,27 @@ pub fn create_switch(switch_ns: &str) -> Result<(), NetnsError> {
     netns::ip(switch_ns, &["link", "set", BRIDGE, "up"])
 }
 
-/// Creates the node namespace, plugs its `eth0` into the switch as port `port` and gives it
-/// `ip`; enables forwarding in the node.
+/// Creates the node namespace, plugs it into the switch (see [`create_host`]) and enables
+/// forwarding in it.
 pub fn create_node(
     switch_ns: &str,
     node_ns: &str,
     port: &str,
     ip: Ipv4Addr,
 ) -> Result<(), NetnsError> {
-    netns::create(node_ns)?;
+    create_host(switch_ns, node_ns, port, ip)?;
+    netns::sysctl(node_ns, "net.ipv4.ip_forward", "1")
+}
+
+/// Creates namespace `host_ns`, plugs its `eth0` into the switch as port `port` and gives it
+/// `ip`.
+pub fn create_host(
+    switch_ns: &str,
+    host_ns: &str,
+    port: &str,
+    ip: Ipv4Addr,
+) -> Result<(), NetnsError> {
+    netns::create(host_ns)?;
     netns::ip(
         switch_ns,
         &[
@@ -39,12 +55,12 @@ pub fn create_node(
             "name",
             NODE_IFNAME,
             "netns",
-            node_ns,
+            host_ns,
         ],
     )?;
     netns::ip(switch_ns, &["link", "set", port, "master", BRIDGE, "up"])?;
     netns::ip(
-        node_ns,
+        host_ns,
         &[
             "addr",
             "add",
@@ -53,6 +69,5 @@ pub fn create_node(
             NODE_IFNAME,
         ],
     )?;
-    netns::ip(node_ns, &["link", "set", NODE_IFNAME, "up"])?;
-    netns::sysctl(node_ns, "net.ipv4.ip_forward", "1")
+    netns::ip(host_ns, &["link", "set", NODE_IFNAME, "up"])
 }

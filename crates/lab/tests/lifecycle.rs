@@ -1,11 +1,13 @@
-//! `up` and `down`: a lab comes up with its agents and goes away without a trace, and an `up`
-//! that fails removes everything it had created.
+//! `up` and `down`: a lab comes up with etcd and its agents and goes away without a trace, and
+//! an `up` that fails removes everything it had created.
 
 #![cfg(feature = "privileged-tests")]
 
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::Duration;
 
 use common::{assert_lab_gone, lab_bin, namespaces_with_prefix, LabGuard};
 
@@ -13,29 +15,57 @@ use common::{assert_lab_gone, lab_bin, namespaces_with_prefix, LabGuard};
 fn up_then_down_leaves_nothing_behind() {
     common::require_bins(&["cilium-agent"]);
     let lab = LabGuard::new();
-    lab.ok(&["up", "--nodes", "2"]);
+    let out = lab.ok(&["up", "--nodes", "2"]);
+    assert!(out.contains("etcd: namespace"), "{out}");
 
     let namespaces = namespaces_with_prefix(&format!("cilab-{}-", lab.name));
-    for want in ["sw", "node1", "node2"] {
+    for want in ["sw", "etcd", "node1", "node2"] {
         let ns = format!("cilab-{}-{want}", lab.name);
         assert!(namespaces.contains(&ns), "{ns} missing from {namespaces:?}");
     }
-    let status: serde_json::Value =
-        serde_json::from_str(&lab.ok(&["status", "-o", "json"])).expect("status -o json is JSON");
+    let status = common::status(&lab);
+    assert_eq!(status["etcd"]["health"], "Ok", "{status:#}");
+    assert_eq!(status["etcd"]["running"], true, "{status:#}");
+    assert_eq!(status["etcd"]["endpoint"], "http://172.18.0.2:2379");
     let nodes = status["nodes"].as_array().expect("status lists nodes");
-    assert_eq!(nodes.len(), 2, "{status}");
+    assert_eq!(nodes.len(), 2, "{status:#}");
+    let mut cidrs = Vec::new();
     for node in nodes {
         assert_eq!(node["health"], "Ok", "agent not healthy: {node}");
         assert_eq!(node["agent_running"], true, "{node}");
+        let cidr = node["pod_cidr"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no pod CIDR: {node}"));
+        assert!(
+            cidr.starts_with("10.") && cidr.ends_with("/24"),
+            "pod CIDR {cidr} is not a /24 of the cluster pool"
+        );
+        cidrs.push(cidr.to_string());
     }
+    assert_ne!(cidrs[0], cidrs[1], "two nodes got the same pod CIDR");
     assert_eq!(nodes[0]["underlay_ip"], "172.18.0.11");
-    assert_eq!(nodes[1]["pod_cidr"], "10.0.2.0/24");
+    assert_eq!(nodes[1]["underlay_ip"], "172.18.0.12");
+    common::wait_status(
+        &lab,
+        "each agent to know both nodes",
+        Duration::from_secs(30),
+        |s| {
+            ["node1", "node2"]
+                .iter()
+                .all(|n| common::known_nodes(s, n) == ["node1", "node2"])
+        },
+    );
+    assert!(
+        Path::new(&format!("/run/cilium-lab/{}/etcd/member", lab.name)).is_dir(),
+        "etcd keeps its data in the lab's directory"
+    );
 
     let again = lab.run(&["up"]);
     assert!(!again.status.success(), "a second `up` must refuse");
 
     let down = lab.ok(&["down"]);
-    assert!(down.contains("down"), "{down}");
+    assert!(down.contains("down") && down.contains("etcd"), "{down}");
+    // Also checks that no agent and no etcd still run in the lab's directory.
     assert_lab_gone(&lab.name);
     lab.ok(&["down"]);
 }

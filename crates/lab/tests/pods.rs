@@ -41,9 +41,15 @@ fn pods_talk_through_the_toolbox_and_go_away_cleanly() {
         .find(|p| p["name"] == "server")
         .expect("server listed");
     let server_ip = server["ip"].as_str().expect("server has an IP").to_string();
+    let status = common::status(&lab);
+    let cidr = common::status_node(&status, "node1")["pod_cidr"]
+        .as_str()
+        .expect("node1 has a pod CIDR")
+        .to_string();
+    let network = cidr.trim_end_matches(".0/24");
     assert!(
-        server_ip.starts_with("10.0.1."),
-        "server IP {server_ip} outside node1's CIDR"
+        cidr.ends_with(".0/24") && server_ip.starts_with(&format!("{network}.")),
+        "server IP {server_ip} outside node1's pod CIDR {cidr}"
     );
     for pod in &pods {
         assert!(

@@ -37,6 +37,50 @@ pub fn create_veth(name: &str, peer_name: &str) -> Result<(), NetlinkError> {
     with_netlink(|netlink| netlink.create_veth(name, peer_name))
 }
 
+/// [`Netlink::create_vxlan_external`] in the current namespace.
+pub fn create_vxlan_external(name: &str, port: u16) -> Result<(), NetlinkError> {
+    with_netlink(|netlink| netlink.create_vxlan_external(name, port))
+}
+
+/// [`Netlink::set_mtu`] in the current namespace.
+pub fn set_mtu(name: &str, mtu: u32) -> Result<(), NetlinkError> {
+    with_netlink(|netlink| netlink.set_mtu(name, mtu))
+}
+
+/// [`Netlink::addresses`] in the current namespace.
+pub fn addresses(ifname: &str) -> Result<Vec<Ipv4Net>, NetlinkError> {
+    with_netlink(|netlink| netlink.addresses(ifname))
+}
+
+/// Routes `cidr` via `gateway` on `dev` (`ip route replace CIDR via GW dev DEV`): how a node
+/// reaches another node's pods in native routing.
+pub fn replace_gateway_route(
+    cidr: Ipv4Net,
+    gateway: Ipv4Addr,
+    dev: &str,
+) -> Result<(), NetlinkError> {
+    let route = Route {
+        dst: cidr,
+        gateway: Some(gateway),
+        dev: dev.into(),
+        scope_link: false,
+        onlink: false,
+    };
+    with_netlink(|netlink| netlink.replace_route(&route))
+}
+
+/// Removes the route to `cidr` whatever it points at; `false` if there was none.
+pub fn delete_route_to(cidr: Ipv4Net) -> Result<bool, NetlinkError> {
+    let route = Route {
+        dst: cidr,
+        gateway: None,
+        dev: String::new(),
+        scope_link: false,
+        onlink: false,
+    };
+    with_netlink(|netlink| netlink.delete_route(&route))
+}
+
 /// [`Netlink::set_link_up`] in the current namespace.
 pub fn set_link_up(name: &str) -> Result<(), NetlinkError> {
     with_netlink(|netlink| netlink.set_link_up(name))

@@ -20,7 +20,8 @@ mod route;
 mod sysctl;
 
 pub use current::{
-    create_veth, delete_host_route, ensure_address, link_by_name, replace_host_route, set_link_up,
+    addresses, create_veth, create_vxlan_external, delete_host_route, delete_route_to,
+    ensure_address, link_by_name, replace_gateway_route, replace_host_route, set_link_up, set_mtu,
 };
 pub use error::NetlinkError;
 pub use handle::Netlink;

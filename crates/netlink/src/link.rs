@@ -7,7 +7,7 @@ use futures::TryStreamExt;
 use rtnetlink::packet_route::link::{
     InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkMessage,
 };
-use rtnetlink::{LinkMessageBuilder, LinkUnspec, LinkVeth};
+use rtnetlink::{LinkMessageBuilder, LinkUnspec, LinkVeth, LinkVxlan};
 
 use crate::error::{errno_of, NetlinkError};
 use crate::handle::Netlink;
@@ -93,6 +93,23 @@ impl Netlink {
             .map_err(|source| NetlinkError::Request {
                 operation: "create veth pair",
                 target: format!("{name}/{peer_name}"),
+                source: Box::new(source),
+            })
+    }
+
+    /// Creates a VXLAN device in external (collect_md) mode on UDP `port`, down, as `ip link
+    /// add NAME type vxlan external dstport PORT` does: the datapath sets each packet's VNI
+    /// and remote through its tunnel key, so the device needs neither.
+    pub fn create_vxlan_external(&self, name: &str, port: u16) -> Result<(), NetlinkError> {
+        let message = LinkVxlan::new(name, 0)
+            .port(port)
+            .collect_metadata(true)
+            .learning(false)
+            .build();
+        self.block_on(self.handle().link().add(message).execute())
+            .map_err(|source| NetlinkError::Request {
+                operation: "create VXLAN device",
+                target: format!("{name} (external, port {port})"),
                 source: Box::new(source),
             })
     }

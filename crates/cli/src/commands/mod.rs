@@ -2,7 +2,10 @@
 
 pub mod bpf_ct;
 pub mod bpf_endpoint;
+pub mod bpf_ipcache;
 pub mod bpf_metrics;
 pub mod endpoint;
+pub mod kvstore;
 pub mod monitor;
+pub mod node;
 pub mod status;

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use cilium_api::models::StatusResponse;
+use cilium_api::models::{ClusterStatus, Status, StatusResponse};
 use cilium_api::ClientError;
 
 use crate::cli::OutputFormat;
@@ -67,8 +67,14 @@ fn render(status: &StatusResponse) -> String {
     }
     let ipam = &status.ipam;
     let mut table = Table::new();
+    if let Some(kvstore) = &status.kvstore {
+        table.row(["KVStore:".to_string(), state_and_message(kvstore)]);
+    }
     table.row(["Cilium:".to_string(), health]);
     table.row(["Node:".to_string(), status.node_name.clone()]);
+    if let Some(cluster) = &status.cluster {
+        table.row(["Cluster:".to_string(), format_cluster(cluster)]);
+    }
     table.row([
         "Routing:".to_string(),
         format!("Network: {}   Host: Legacy", status.routing_mode),
@@ -88,6 +94,30 @@ fn render(status: &StatusResponse) -> String {
     table.render()
 }
 
+/// `Ok   etcd: 1/1 connected, …`: the state, then the message when there is one.
+fn state_and_message(status: &Status) -> String {
+    if status.msg.is_empty() {
+        status.state.clone()
+    } else {
+        format!("{}   {}", status.state, status.msg)
+    }
+}
+
+/// `default (3 nodes: node1, node2, node3)`.
+fn format_cluster(cluster: &ClusterStatus) -> String {
+    let count = cluster.nodes.len();
+    let noun = if count == 1 { "node" } else { "nodes" };
+    if count == 0 {
+        format!("{} (0 nodes)", cluster.cluster_name)
+    } else {
+        format!(
+            "{} ({count} {noun}: {})",
+            cluster.cluster_name,
+            cluster.nodes.join(", ")
+        )
+    }
+}
+
 fn format_uptime(seconds: u64) -> String {
     let (h, m, s) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
     match (h, m) {
@@ -100,11 +130,10 @@ fn format_uptime(seconds: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cilium_api::models::{IpamSummary, Status};
+    use cilium_api::models::IpamSummary;
 
-    #[test]
-    fn text_status_reads_like_cilium_dbg() {
-        let status = StatusResponse {
+    fn status() -> StatusResponse {
+        StatusResponse {
             cilium: Status {
                 state: "Ok".into(),
                 msg: String::new(),
@@ -122,9 +151,15 @@ mod tests {
             endpoints: 3,
             bpf_root: "/sys/fs/bpf/cilium-node-1".into(),
             uptime_seconds: 3725,
-        };
+            kvstore: None,
+            cluster: None,
+        }
+    }
+
+    #[test]
+    fn text_status_reads_like_cilium_dbg() {
         assert_eq!(
-            render(&status),
+            render(&status()),
             "Cilium:        Ok   0.1.0\n\
              Node:          node-1\n\
              Routing:       Network: Tunnel   Host: Legacy\n\
@@ -135,5 +170,50 @@ mod tests {
              BPF Root:      /sys/fs/bpf/cilium-node-1\n\
              Uptime:        1h2m5s\n"
         );
+    }
+
+    #[test]
+    fn kvstore_and_cluster_lines_appear_when_reported() {
+        let status = StatusResponse {
+            kvstore: Some(Status {
+                state: "Ok".into(),
+                msg:
+                    "etcd: 1/1 connected, has-quorum=true: http://10.99.0.2:2379 - 3.4.23 (Leader)"
+                        .into(),
+            }),
+            cluster: Some(ClusterStatus {
+                cluster_name: "default".into(),
+                nodes: vec!["node1".into(), "node2".into(), "node3".into()],
+            }),
+            ..status()
+        };
+        let text = render(&status);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "KVStore:       Ok   etcd: 1/1 connected, has-quorum=true: http://10.99.0.2:2379 - 3.4.23 (Leader)"
+        );
+        assert_eq!(lines[1], "Cilium:        Ok   0.1.0");
+        assert_eq!(lines[2], "Node:          node-1");
+        assert_eq!(
+            lines[3],
+            "Cluster:       default (3 nodes: node1, node2, node3)"
+        );
+        assert_eq!(lines[4], "Routing:       Network: Tunnel   Host: Legacy");
+    }
+
+    #[test]
+    fn cluster_counts_read_naturally() {
+        let cluster = |nodes: &[&str]| ClusterStatus {
+            cluster_name: "mesh-1".into(),
+            nodes: nodes.iter().map(|n| n.to_string()).collect(),
+        };
+        assert_eq!(format_cluster(&cluster(&["n1"])), "mesh-1 (1 node: n1)");
+        assert_eq!(format_cluster(&cluster(&[])), "mesh-1 (0 nodes)");
+        let embedded = Status {
+            state: "Ok".into(),
+            msg: String::new(),
+        };
+        assert_eq!(state_and_message(&embedded), "Ok");
     }
 }

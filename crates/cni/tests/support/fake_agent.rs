@@ -264,6 +264,8 @@ fn health(healthy: bool) -> StatusResponse {
         endpoints: 0,
         bpf_root: "/sys/fs/bpf".into(),
         uptime_seconds: 1,
+        kvstore: None,
+        cluster: None,
     }
 }
 

@@ -6,6 +6,7 @@
 
 mod call_policy;
 mod ct;
+mod ipcache;
 mod lxc;
 mod metrics;
 
@@ -18,6 +19,7 @@ use crate::bpffs::BpfPaths;
 
 pub use call_policy::CallPolicyMap;
 pub use ct::{monotonic_seconds, CtEntryRecord, CtMap, CtMapKind};
+pub use ipcache::{IpcacheEntry, IpcacheMap};
 pub use lxc::{LxcEntry, LxcMap};
 pub use metrics::{MetricsEntry, MetricsMap};
 

@@ -1,6 +1,6 @@
-//! Attaching an endpoint's programs to a real veth in a `cilt-` namespace,
-//! with TCX and with legacy tc: install, regenerate, survive a restart,
-//! remove.
+//! Attaching an endpoint's programs to a real veth, and the overlay program
+//! to a real VXLAN device, in `cilt-` namespaces, with TCX and with legacy
+//! tc: install, regenerate, survive a restart, remove.
 
 use std::time::Duration;
 
@@ -155,5 +155,121 @@ fn legacy_tc_attachment_is_replaced_in_place_and_removed() {
     assert!(!pins.exists(), "pin directory removed");
     assert!(filters("ingress").is_empty(), "ingress filter deleted");
     assert!(filters("egress").is_empty(), "egress filter deleted");
+    drop(dp);
+}
+
+/// A node namespace with a VXLAN device in external mode.
+fn node_with_vxlan() -> NetNs {
+    let node = NetNs::new("node");
+    node.ip(&[
+        "link",
+        "add",
+        "cilium_vxlan",
+        "type",
+        "vxlan",
+        "external",
+        "dstport",
+        "8472",
+    ]);
+    node.ip(&["link", "set", "cilium_vxlan", "up"]);
+    node
+}
+
+fn attach_overlay(dp: &Datapath) {
+    dp.attach_overlay("cilium_vxlan")
+        .unwrap_or_else(|err| panic!("attaching the overlay: {}", chain(&err)));
+}
+
+#[test]
+fn overlay_attachment_is_replaced_in_place_survives_restart_and_is_removed() {
+    let root = TestRoot::new();
+    let node = node_with_vxlan();
+    let pin = root.path.join("devices/cilium_vxlan/link_ingress");
+    let root_config = root.config(3, AttachPreference::Auto);
+
+    node.run(move || {
+        let dp = root.open(3, AttachPreference::Auto);
+        attach_overlay(&dp);
+        assert!(dp.overlay_attached("cilium_vxlan"));
+        assert!(pin.exists(), "{} pinned", pin.display());
+        let first = tcx_programs("cilium_vxlan", TcAttachType::Ingress);
+        assert_eq!(first.len(), 1, "{first:?}");
+        assert!(first[0].0.starts_with("cil_from_over"), "{first:?}");
+
+        attach_overlay(&dp);
+        let second = tcx_programs("cilium_vxlan", TcAttachType::Ingress);
+        assert_eq!(second.len(), 1, "still one program: {second:?}");
+        assert_ne!(second[0].1, first[0].1, "the program was replaced");
+
+        drop(dp);
+        assert_eq!(
+            tcx_programs("cilium_vxlan", TcAttachType::Ingress),
+            second,
+            "attached while no agent runs"
+        );
+        let dp = Datapath::open(root_config).expect("reopening the datapath");
+        assert!(
+            dp.overlay_attached("cilium_vxlan"),
+            "pins found after the restart"
+        );
+        attach_overlay(&dp);
+        assert_eq!(tcx_programs("cilium_vxlan", TcAttachType::Ingress).len(), 1);
+
+        dp.detach_overlay("cilium_vxlan")
+            .unwrap_or_else(|err| panic!("detaching: {}", chain(&err)));
+        assert!(!dp.overlay_attached("cilium_vxlan"));
+        wait_until(Duration::from_secs(5), "the TCX link to detach", || {
+            tcx_programs("cilium_vxlan", TcAttachType::Ingress).is_empty()
+        });
+        dp.detach_overlay("cilium_vxlan")
+            .unwrap_or_else(|err| panic!("detaching twice must succeed: {}", chain(&err)));
+        drop(dp);
+        drop(root);
+    });
+}
+
+#[test]
+fn overlay_attaches_with_legacy_tc_too() {
+    let root = TestRoot::new();
+    let node = node_with_vxlan();
+    let ns = node.name.clone();
+    let filters = move || {
+        sh(&[
+            "tc",
+            "-n",
+            &ns,
+            "filter",
+            "show",
+            "dev",
+            "cilium_vxlan",
+            "ingress",
+        ])
+        .lines()
+        .filter(|line| line.contains("direct-action"))
+        .map(str::to_string)
+        .collect::<Vec<_>>()
+    };
+    let config = root.config(3, AttachPreference::Tc);
+    let dp = node.run(move || {
+        let dp = open_datapath(config);
+        attach_overlay(&dp);
+        attach_overlay(&dp);
+        dp
+    });
+    let attached = filters();
+    assert_eq!(
+        attached.len(),
+        1,
+        "one filter after re-attaching: {attached:?}"
+    );
+    assert!(attached[0].contains("cil_from_overlay"), "{attached:?}");
+
+    let dp = node.run(move || {
+        dp.detach_overlay("cilium_vxlan")
+            .unwrap_or_else(|err| panic!("detaching: {}", chain(&err)));
+        dp
+    });
+    assert!(filters().is_empty(), "filter deleted");
+    assert!(!dp.overlay_attached("cilium_vxlan"));
     drop(dp);
 }

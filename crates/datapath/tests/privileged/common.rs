@@ -14,7 +14,8 @@ use std::{
 
 use aya::{programs::SchedClassifier, TestRun, TestRunOptions};
 use cilium_datapath::{
-    AttachPreference, Datapath, DatapathConfig, DatapathEvent, EndpointDatapathConfig, MapSizes,
+    abi::CtEntry, maps::CtEntryRecord, AttachPreference, Datapath, DatapathConfig, DatapathEvent,
+    DropEvent, EndpointDatapathConfig, MapSizes, Routing, TraceEvent,
 };
 
 pub const TC_ACT_OK: u32 = 0;
@@ -74,12 +75,13 @@ impl TestRoot {
         }
     }
 
-    /// Datapath settings for this root.
+    /// Datapath settings for this root (native routing).
     pub fn config(&self, monitor_aggregation: u32, attach: AttachPreference) -> DatapathConfig {
         DatapathConfig {
             bpf_root: self.path.clone(),
             attach,
             monitor_aggregation,
+            routing: Routing::Native,
         }
     }
 
@@ -352,4 +354,103 @@ impl Drop for NetNs {
             eprintln!("cleanup: deleting netns {} failed: {status:?}", self.name);
         }
     }
+}
+
+/// Wires a new pod namespace `cilt-<tag>-…` to `node`: a veth with `host_if`
+/// on the node and `eth0` in the pod, the pod's address `ep.ipv4`/32, a
+/// link route to `gateway` and a default route through it, and `mtu` on
+/// both ends. Returns the pod and `ep` with the real ifindex and MACs.
+pub fn wire_pod(
+    node: &NetNs,
+    tag: &str,
+    mut ep: EndpointDatapathConfig,
+    gateway: Ipv4Addr,
+    mtu: u32,
+) -> (NetNs, EndpointDatapathConfig) {
+    let pod = NetNs::new(tag);
+    let host_if = ep.ifname.clone();
+    let mtu = mtu.to_string();
+    node.ip(&[
+        "link", "add", &host_if, "mtu", &mtu, "type", "veth", "peer", "name", "eth0", "mtu", &mtu,
+        "netns", &pod.name,
+    ]);
+    node.ip(&["link", "set", &host_if, "up"]);
+    ep.ifindex = node.ifindex(&host_if);
+    ep.node_mac = node.mac(&host_if);
+    ep.mac = pod.mac("eth0");
+    let gateway = gateway.to_string();
+    pod.ip(&["addr", "add", &format!("{}/32", ep.ipv4), "dev", "eth0"]);
+    pod.ip(&["link", "set", "eth0", "up"]);
+    pod.ip(&["route", "add", &gateway, "dev", "eth0", "scope", "link"]);
+    pod.ip(&["route", "add", "default", "via", &gateway, "dev", "eth0"]);
+    (pod, ep)
+}
+
+/// One ping from `from` to `to`; true when answered.
+pub fn ping(from: &NetNs, to: Ipv4Addr) -> bool {
+    Command::new("ip")
+        .args([
+            "netns", "exec", &from.name, "busybox", "ping", "-c", "1", "-W", "1",
+        ])
+        .arg(to.to_string())
+        .output()
+        .map(|out| out.status.success())
+        .unwrap_or_else(|err| panic!("running ping: {err}"))
+}
+
+/// Pings `to` from `from` until answered (bounded).
+pub fn assert_pings(from: &NetNs, to: Ipv4Addr, when: &str) {
+    wait_until(
+        Duration::from_secs(10),
+        &format!("{} to ping {to} {when}", from.name),
+        || ping(from, to),
+    );
+}
+
+/// The trace notifications among `events`.
+pub fn traces(events: &[DatapathEvent]) -> Vec<&TraceEvent> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            DatapathEvent::Trace(t) => Some(t),
+            DatapathEvent::Drop(_) => None,
+        })
+        .collect()
+}
+
+/// The drop notifications among `events`.
+pub fn drops(events: &[DatapathEvent]) -> Vec<&DropEvent> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            DatapathEvent::Drop(d) => Some(d),
+            DatapathEvent::Trace(_) => None,
+        })
+        .collect()
+}
+
+/// The conntrack entry of one tuple among `entries` (panics when absent).
+pub fn find_ct(
+    entries: &[CtEntryRecord],
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    sport: u16,
+    dport: u16,
+    flags: u8,
+) -> &CtEntry {
+    &entries
+        .iter()
+        .find(|r| {
+            r.tuple.source() == src
+                && r.tuple.destination() == dst
+                && r.tuple.source_port() == sport
+                && r.tuple.destination_port() == dport
+                && r.tuple.flags == flags
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "no conntrack entry {src}:{sport} -> {dst}:{dport} flags {flags} in {entries:#?}"
+            )
+        })
+        .entry
 }

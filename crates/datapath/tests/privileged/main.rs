@@ -1,8 +1,12 @@
-//! Privileged tests of the endpoint datapath: they need root, bpffs and BPF.
+//! Privileged tests of the datapath: they need root, bpffs, BPF and network
+//! namespaces.
 //! With the `privileged-tests` feature they run and fail when they cannot.
 #![cfg(feature = "privileged-tests")]
 
 mod attach;
+mod capture;
 mod common;
+mod multinode;
+mod routing;
 mod test_run;
 mod traffic;

@@ -12,7 +12,7 @@ use cilium_datapath::{
     codes::{DropReason, MetricDirection, ObservationPoint, TraceReason},
     maps::{monotonic_seconds, CtEntryRecord, CtMap, CtMapKind, LxcMap, MetricsMap},
     AttachPreference, Datapath, DatapathEvent, DropEvent, EndpointDatapathConfig, EndpointObject,
-    EndpointProgram, TraceEvent,
+    EndpointProgram,
 };
 
 use crate::common::*;
@@ -73,51 +73,6 @@ fn to_container(object: &EndpointObject) -> &aya::programs::SchedClassifier {
     object
         .program(EndpointProgram::ToContainer)
         .expect("cil_to_container is loaded")
-}
-
-fn traces(events: &[DatapathEvent]) -> Vec<&TraceEvent> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            DatapathEvent::Trace(t) => Some(t),
-            DatapathEvent::Drop(_) => None,
-        })
-        .collect()
-}
-
-fn drops(events: &[DatapathEvent]) -> Vec<&DropEvent> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            DatapathEvent::Drop(d) => Some(d),
-            DatapathEvent::Trace(_) => None,
-        })
-        .collect()
-}
-
-fn find_ct(
-    entries: &[CtEntryRecord],
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
-    sport: u16,
-    dport: u16,
-    flags: u8,
-) -> &CtEntry {
-    &entries
-        .iter()
-        .find(|r| {
-            r.tuple.source() == src
-                && r.tuple.destination() == dst
-                && r.tuple.source_port() == sport
-                && r.tuple.destination_port() == dport
-                && r.tuple.flags == flags
-        })
-        .unwrap_or_else(|| {
-            panic!(
-                "no conntrack entry {src}:{sport} -> {dst}:{dport} flags {flags} in {entries:#?}"
-            )
-        })
-        .entry
 }
 
 #[test]

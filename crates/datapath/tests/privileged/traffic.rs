@@ -2,49 +2,17 @@
 //! datapath: ARP answered by BPF, local delivery by tail call and
 //! bpf_redirect_peer, and traffic that keeps flowing while no agent runs.
 
-use std::{net::Ipv4Addr, process::Command, time::Duration};
+use std::net::Ipv4Addr;
 
 use cilium_datapath::{codes::MetricDirection, AttachPreference, Datapath, EndpointDatapathConfig};
 
 use crate::common::*;
 
-const GATEWAY: &str = "10.200.0.1";
+const GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 1);
 
 /// A pod namespace wired to `node` with a veth whose host side is `host_if`.
 fn pod(node: &NetNs, tag: &str, n: u8, host_if: &str) -> (NetNs, EndpointDatapathConfig) {
-    let pod = NetNs::new(tag);
-    node.ip(&[
-        "link", "add", host_if, "type", "veth", "peer", "name", "eth0", "netns", &pod.name,
-    ]);
-    node.ip(&["link", "set", host_if, "up"]);
-    let mut ep = endpoint(n, host_if, node.ifindex(host_if));
-    ep.node_mac = node.mac(host_if);
-    ep.mac = pod.mac("eth0");
-    pod.ip(&["addr", "add", &format!("{}/32", ep.ipv4), "dev", "eth0"]);
-    pod.ip(&["link", "set", "eth0", "up"]);
-    pod.ip(&["route", "add", GATEWAY, "dev", "eth0", "scope", "link"]);
-    pod.ip(&["route", "add", "default", "via", GATEWAY, "dev", "eth0"]);
-    (pod, ep)
-}
-
-/// One ping from `from` to `to`; true when answered.
-fn ping(from: &NetNs, to: Ipv4Addr) -> bool {
-    Command::new("ip")
-        .args([
-            "netns", "exec", &from.name, "busybox", "ping", "-c", "1", "-W", "1",
-        ])
-        .arg(to.to_string())
-        .output()
-        .map(|out| out.status.success())
-        .unwrap_or_else(|err| panic!("running ping: {err}"))
-}
-
-fn assert_pings(from: &NetNs, to: Ipv4Addr, when: &str) {
-    wait_until(
-        Duration::from_secs(10),
-        &format!("{} to ping {to} {when}", from.name),
-        || ping(from, to),
-    );
+    wire_pod(node, tag, endpoint(n, host_if, 0), GATEWAY, 1500)
 }
 
 #[test]

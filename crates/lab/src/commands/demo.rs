@@ -1,5 +1,7 @@
-//! `demo`: brings a one-node lab up if none is, deploys a client and a server pod and shows,
-//! one printed command at a time, what works between them. The lab stays up afterwards.
+//! `demo`: brings a two-node lab with etcd up if none is (or adds a second node to a one-node
+//! lab), deploys a client pod on one node and a server pod on the other, and shows, one
+//! printed command at a time, what works between them across the underlay. The lab stays up
+//! afterwards.
 //!
 //! Every step runs this very binary (or `cilium` through `node exec`) exactly as a user would
 //! type it, so the printed commands can be copied.
@@ -7,6 +9,9 @@
 use std::io;
 use std::path::Path;
 use std::process::{Command, ExitStatus};
+use std::time::{Duration, Instant};
+
+use cilium_api::AgentClient;
 
 use crate::bins::{self, BinDir, BinError};
 use crate::commands::pod::{self, PodError};
@@ -37,6 +42,8 @@ pub enum DemoError {
         #[source]
         source: Box<PodError>,
     },
+    #[error("the lab has fewer than two nodes after `node add`")]
+    TooFewNodes,
     #[error("pod {pod} is missing after it was added")]
     MissingPod { pod: String },
     #[error("the CNI result for pod {pod} named no gateway, so there is nothing to ping")]
@@ -56,6 +63,9 @@ const CLIENT: (&str, &str) = ("client", "app=client");
 const SERVER: (&str, &str) = ("server", "app=server");
 const SERVER_PORTS: &str = "80/tcp,80/udp";
 
+/// How long the demo waits for the client's node to learn the server's node.
+const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// `cilium-lab demo`.
 pub fn demo(lab: &Lab, bins: &BinDir) -> Result<(), DemoError> {
     let exe = bins::self_exe().map_err(|source| DemoError::SelfExe { source })?;
@@ -65,23 +75,47 @@ pub fn demo(lab: &Lab, bins: &BinDir) -> Result<(), DemoError> {
     let demo = Demo { lab, exe: &exe };
     let state = state::read(&lab.state_file()).map_err(|source| DemoError::State { source })?;
     match state {
-        Some(_) => println!("Lab {} is up already; using it.", lab.name()),
-        None => demo.step("Bring up a one-node lab", &["up"], &[])?,
+        Some(state) if state.nodes.len() >= 2 => {
+            println!("Lab {} is up already; using it.", lab.name())
+        }
+        Some(_) => demo.step(
+            "The lab is up with one node; a second node joins it",
+            &["node", "add"],
+            &[],
+        )?,
+        None => demo.step(
+            "Bring up a two-node lab: a switch, etcd, and an agent per node",
+            &["up", "--nodes", "2"],
+            &[],
+        )?,
     }
     let state = pod::read_running(lab).map_err(|source| DemoError::NotUp {
         source: Box::new(source),
     })?;
-    for ((name, labels), serve) in [(CLIENT, None), (SERVER, Some(SERVER_PORTS))] {
+    let [first, second] = match &state.nodes[..] {
+        [a, b, ..] => [a.name.clone(), b.name.clone()],
+        _ => return Err(DemoError::TooFewNodes),
+    };
+    for ((name, labels), serve, node) in [
+        (CLIENT, None, &first),
+        (SERVER, Some(SERVER_PORTS), &second),
+    ] {
         let key = PodKey::new("default", name).expect("demo pod names are valid");
         if state.pod(&key).is_some() {
             println!("Pod {name} exists already; using it.");
             continue;
         }
-        let mut rest = vec![name.to_string(), "--labels".into(), labels.into()];
+        let mut rest = vec![
+            name.to_string(),
+            "--node".into(),
+            node.clone(),
+            "--labels".into(),
+            labels.into(),
+        ];
         if let Some(ports) = serve {
             rest.extend(["--serve".to_string(), ports.to_string()]);
         }
-        demo.step(&format!("Add pod {name}"), &["pod", "add"], &rest)?;
+        demo.step(&format!("Add pod {name} on {node}"), &["pod", "add"], &rest)?;
     }
     let state = pod::read_running(lab).map_err(|source| DemoError::NotUp {
         source: Box::new(source),
@@ -92,9 +126,13 @@ pub fn demo(lab: &Lab, bins: &BinDir) -> Result<(), DemoError> {
         pod: CLIENT.0.to_string(),
     })?;
 
+    if client.node != server.node {
+        wait_until_known(&state, &client.node, &server.node);
+    }
     demo.step(
-        "List the pods and their security identities",
-        &["pod", "list"],
+        "The lab: etcd, each node's pod CIDR from the cluster pool and the nodes each agent \
+         knows, the pods and their security identities",
+        &["status"],
         &[],
     )?;
     let ping = ping_command();
@@ -105,7 +143,10 @@ pub fn demo(lab: &Lab, bins: &BinDir) -> Result<(), DemoError> {
     };
     let with = |base: &[String], extra: &[String]| [base, extra].concat();
     demo.step(
-        "Ping the server from the client",
+        &format!(
+            "Ping the server (on {}) from the client (on {})",
+            server.node, client.node
+        ),
         &["exec"],
         &in_client(with(&ping, &[server.ip.to_string()])),
     )?;
@@ -130,27 +171,34 @@ pub fn demo(lab: &Lab, bins: &BinDir) -> Result<(), DemoError> {
             "--udp".into(),
         ]),
     )?;
-    let in_node = |args: &[&str]| {
-        let mut rest = vec![server.node.clone(), "--".to_string(), bins::CLI.to_string()];
+    let in_node = |node: &str, args: &[&str]| {
+        let mut rest = vec![node.to_string(), "--".to_string(), bins::CLI.to_string()];
         rest.extend(args.iter().map(|a| a.to_string()));
         rest
     };
     demo.step(
-        "The node's agent: endpoints and their identities",
+        &format!(
+            "The server's node ({}): endpoints and their identities",
+            server.node
+        ),
         &["node", "exec"],
-        &in_node(&["endpoint", "list"]),
+        &in_node(&server.node, &["endpoint", "list"]),
     )?;
     demo.step(
-        "The node's connection tracking table",
+        &format!(
+            "The client's node ({}): its connection tracking table",
+            client.node
+        ),
         &["node", "exec"],
-        &in_node(&["bpf", "ct", "list", "global"]),
+        &in_node(&client.node, &["bpf", "ct", "list", "global"]),
     )?;
     let flag = lab.name_flag();
     println!(
         "\nThe lab is still up. Explore it:\n  \
          cilium-lab exec{flag} client -- sh\n  \
          cilium-lab node exec{flag} {node} -- cilium monitor\n  \
-         cilium-lab status{flag}\n\
+         cilium-lab node add{flag}\n  \
+         cilium-lab etcd stop{flag}\n\
          Tear it down with:\n  cilium-lab down{flag}",
         node = server.node,
     );
@@ -188,6 +236,26 @@ impl Demo<'_> {
             })
         }
     }
+}
+
+/// Waits, up to [`DISCOVERY_TIMEOUT`], until the agent of node `on` knows node `peer` from the
+/// kvstore; carries on regardless afterwards (the following steps show what does not work).
+fn wait_until_known(state: &LabState, on: &str, peer: &str) {
+    let Some(node) = state.nodes.iter().find(|n| n.name == on) else {
+        return;
+    };
+    let client = AgentClient::new(&node.socket).with_timeout(Duration::from_secs(2));
+    let deadline = Instant::now() + DISCOVERY_TIMEOUT;
+    while Instant::now() < deadline {
+        let known = client
+            .cluster_nodes()
+            .is_ok_and(|s| s.nodes_added.iter().any(|n| n.name == peer));
+        if known {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    println!("(the agent of {on} does not know {peer} yet; going on anyway)");
 }
 
 fn demo_pod<'s>(state: &'s LabState, name: &str) -> Result<&'s PodState, DemoError> {

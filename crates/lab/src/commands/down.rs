@@ -1,5 +1,6 @@
-//! `down`: stop every process the lab started, delete every `cilab-<lab>-*` namespace, remove
-//! the lab's bpffs roots and its state directory.
+//! `down`: stop every process the lab started (toolbox servers, agents, etcd), delete every
+//! `cilab-<lab>-*` namespace, remove the lab's bpffs roots and its state directory (etcd's data
+//! with it).
 //!
 //! Teardown never stops at the first failure: it carries on and reports every problem, works
 //! from a half-written or missing state file (the namespace prefix and the bpffs prefix find
@@ -18,7 +19,7 @@ use crate::report::Problems;
 use crate::state::{LabState, StateError, StateLock};
 
 /// Programs the lab starts inside its namespaces; others found there are left alone.
-const OWN_PROGRAMS: [&str; 2] = [bins::AGENT, bins::LAB];
+const OWN_PROGRAMS: [&str; 3] = [bins::AGENT, bins::LAB, bins::ETCD];
 
 /// Errors of `down`, and the problems it collects while carrying on.
 #[derive(Debug, thiserror::Error)]
@@ -103,8 +104,20 @@ pub fn teardown(lab: &Lab, state: Option<&LabState>) -> Teardown {
     let mut recorded = recorded_processes(state);
     match netns::list_with_prefix(&lab.name().ns_prefix()) {
         Ok(mut namespaces) => {
-            // Pods first, then nodes, then the switch: the reverse of creation.
-            namespaces.sort_by_key(|ns| (!ns.contains("-p-"), ns.ends_with("-sw")));
+            // The reverse of creation: pods, nodes, etcd (after the agents, which may still
+            // talk to it while they stop), the switch.
+            let (etcd_ns, switch_ns) = (lab.name().etcd_ns(), lab.name().switch_ns());
+            namespaces.sort_by_key(|ns| {
+                if ns.contains("-p-") {
+                    0
+                } else if *ns == etcd_ns {
+                    2
+                } else if *ns == switch_ns {
+                    3
+                } else {
+                    1
+                }
+            });
             for ns in namespaces {
                 stop_processes_in(&mut done, &mut recorded, &ns);
                 delete_namespace(&mut done, &ns);
@@ -154,6 +167,9 @@ fn recorded_processes(state: Option<&LabState>) -> BTreeMap<u32, (&'static str, 
         if let Some(pid) = node.agent_pid {
             recorded.insert(pid, (bins::AGENT, format!("agent of {}", node.name)));
         }
+    }
+    if let Some(pid) = state.etcd.pid {
+        recorded.insert(pid, (bins::ETCD, "etcd".to_string()));
     }
     recorded
 }

@@ -2,6 +2,7 @@
 
 pub mod demo;
 pub mod down;
+pub mod etcd;
 pub mod exec;
 pub mod node;
 pub mod pod;

@@ -46,6 +46,8 @@ pub enum PodError {
     NoSuchPod { pod: String, lab: String },
     #[error("no node {node} in lab {lab}")]
     NoSuchNode { node: String, lab: String },
+    #[error("lab {lab} has no nodes (add one with `cilium-lab node add{flag}`)")]
+    NoNodes { lab: String, flag: String },
     #[error("cannot create a container ID")]
     ContainerId {
         #[source]
@@ -165,14 +167,16 @@ pub fn add(lab: &Lab, bins: &BinDir, opts: &PodOptions) -> Result<PodState, PodE
         return Err(PodError::Exists { pod });
     }
     let node = match opts.node {
-        Some(name) => state.node(name),
-        None => state.least_loaded_node(),
-    }
-    .cloned()
-    .ok_or_else(|| PodError::NoSuchNode {
-        node: opts.node.map(|n| n.to_string()).unwrap_or_default(),
-        lab: lab.name().to_string(),
-    })?;
+        Some(name) => state.node(name).ok_or_else(|| PodError::NoSuchNode {
+            node: name.to_string(),
+            lab: lab.name().to_string(),
+        }),
+        None => state.least_loaded_node().ok_or_else(|| PodError::NoNodes {
+            lab: lab.name().to_string(),
+            flag: lab.name_flag(),
+        }),
+    }?
+    .clone();
     let plugin = CniPlugin::load(&node.cni_conflist).map_err(|source| PodError::Cni {
         pod: pod.clone(),
         source: Box::new(source),
@@ -302,6 +306,24 @@ fn unwire(
         }),
     }
     problems
+}
+
+/// Removes a pod whose node is gone, without CNI DEL (there is no agent left to ask): stops
+/// its toolbox servers, deletes its namespace and its files. Returns the problems met.
+pub fn discard(lab: &Lab, bins: &BinDir, pod: &PodState) -> Vec<PodError> {
+    let key = PodKey {
+        namespace: pod.namespace.clone(),
+        name: pod.name.clone(),
+    };
+    let netns_path = netns::path(&pod.netns);
+    let call = PodCall {
+        node_ns: "",
+        container_id: &pod.container_id,
+        netns: &netns_path,
+        pod: &key,
+        labels: &pod.labels,
+    };
+    unwire(lab, bins, None, call, &pod.server_pids)
 }
 
 /// `cilium-lab pod del`.

@@ -1,4 +1,5 @@
-//! `status`: the lab's nodes, whether each agent is running and healthy, and its pods.
+//! `status`: the lab's etcd and whether it is healthy, its nodes (agent running and healthy,
+//! pod CIDR, which nodes each agent knows from the kvstore), and its pods.
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
@@ -10,6 +11,7 @@ use serde::Serialize;
 
 use crate::bins;
 use crate::commands::pod::{self, PodError, PodRow};
+use crate::etcd::{self, health};
 use crate::lab::Lab;
 use crate::labels::Labels;
 use crate::process;
@@ -25,8 +27,24 @@ const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct StatusReport {
     pub name: String,
     pub routing: Routing,
+    /// The switch namespace, whose bridge `br0` is the underlay (e.g. for tcpdump).
+    pub switch_netns: String,
+    pub etcd: EtcdReport,
     pub nodes: Vec<NodeReport>,
     pub pods: Vec<PodRow>,
+}
+
+/// etcd's line.
+#[derive(Debug, Serialize)]
+pub struct EtcdReport {
+    pub netns: String,
+    /// The URL agents use.
+    pub endpoint: String,
+    pub pid: Option<u32>,
+    pub running: bool,
+    /// `Ok` when `/health` says so; otherwise why not.
+    pub health: String,
+    pub log: PathBuf,
 }
 
 /// One node's line.
@@ -35,22 +53,26 @@ pub struct NodeReport {
     pub name: String,
     pub netns: String,
     pub underlay_ip: Ipv4Addr,
-    pub pod_cidr: Ipv4Net,
+    /// From the cluster pool, as the agent reported it.
+    pub pod_cidr: Option<Ipv4Net>,
     pub socket: PathBuf,
     pub bpf_root: PathBuf,
     pub agent_pid: Option<u32>,
     pub agent_running: bool,
     /// `Ok` when healthz says so; otherwise the state or the error reaching the agent.
     pub health: String,
+    /// Names of the nodes the agent knows (`GET /v1/cluster/nodes`), itself included;
+    /// `None` when it cannot be asked.
+    pub cluster_nodes: Option<Vec<String>>,
 }
 
 /// `cilium-lab status`.
 pub fn status(lab: &Lab) -> Result<StatusReport, PodError> {
     let state = pod::read_running(lab)?;
-    Ok(report_of(&state))
+    Ok(report_of(lab, &state))
 }
 
-fn report_of(state: &LabState) -> StatusReport {
+fn report_of(lab: &Lab, state: &LabState) -> StatusReport {
     let nodes = state
         .nodes
         .iter()
@@ -58,13 +80,23 @@ fn report_of(state: &LabState) -> StatusReport {
             let running = n
                 .agent_pid
                 .is_some_and(|pid| process::is_running(pid, bins::AGENT));
-            let health = match AgentClient::new(&n.socket)
-                .with_timeout(HEALTH_TIMEOUT)
-                .healthz()
-            {
+            let client = AgentClient::new(&n.socket).with_timeout(HEALTH_TIMEOUT);
+            let health = match client.healthz() {
                 Ok(s) if s.cilium.msg.is_empty() => s.cilium.state,
                 Ok(s) => format!("{}: {}", s.cilium.state, s.cilium.msg),
                 Err(e) => report::chain(&e),
+            };
+            let cluster_nodes = match client.cluster_nodes() {
+                Ok(status) => {
+                    let mut names: Vec<String> =
+                        status.nodes_added.into_iter().map(|e| e.name).collect();
+                    names.sort();
+                    Some(names)
+                }
+                Err(error) => {
+                    tracing::debug!(node = %n.name, %error, "cannot list cluster nodes");
+                    None
+                }
             };
             NodeReport {
                 name: n.name.clone(),
@@ -76,19 +108,46 @@ fn report_of(state: &LabState) -> StatusReport {
                 agent_pid: n.agent_pid,
                 agent_running: running,
                 health,
+                cluster_nodes,
             }
         })
         .collect();
     StatusReport {
         name: state.name.clone(),
         routing: state.routing,
+        switch_netns: lab.name().switch_ns(),
+        etcd: etcd_report(state),
         nodes,
         pods: pod::rows(state),
     }
 }
 
+fn etcd_report(state: &LabState) -> EtcdReport {
+    let e = &state.etcd;
+    let health = match health::probe(&e.netns, etcd::client_addr(e), etcd::PROBE_TIMEOUT) {
+        Ok(()) => "Ok".to_string(),
+        Err(err) => report::chain(&err),
+    };
+    EtcdReport {
+        netns: e.netns.clone(),
+        endpoint: e.client_url.clone(),
+        pid: e.pid,
+        running: etcd::is_running(e),
+        health,
+        log: e.log.clone(),
+    }
+}
+
 /// The text form of `status`.
 pub fn render(report: &StatusReport) -> String {
+    let e = &report.etcd;
+    let etcd = format!(
+        "etcd {} in {}: {}, health {}",
+        e.endpoint,
+        e.netns,
+        process_text(e.pid, e.running),
+        e.health
+    );
     let nodes: Vec<Vec<String>> = report
         .nodes
         .iter()
@@ -96,23 +155,42 @@ pub fn render(report: &StatusReport) -> String {
             vec![
                 n.name.clone(),
                 n.underlay_ip.to_string(),
-                n.pod_cidr.to_string(),
-                match (n.agent_pid, n.agent_running) {
-                    (Some(pid), true) => format!("running (pid {pid})"),
-                    (Some(pid), false) => format!("not running (was pid {pid})"),
-                    (None, _) => "not started".to_string(),
-                },
+                n.pod_cidr
+                    .map_or_else(|| "-".to_string(), |c| c.to_string()),
+                process_text(n.agent_pid, n.agent_running),
                 n.health.clone(),
+                n.cluster_nodes
+                    .as_ref()
+                    .map_or_else(|| "-".to_string(), |names| names.join(",")),
             ]
         })
         .collect();
     format!(
-        "Lab {} (routing: {})\n\n{}\n\n{}",
+        "Lab {} (routing: {}, underlay: bridge in {})\n{etcd}\n\n{}\n\n{}",
         report.name,
         report.routing,
-        table::render(&["NODE", "UNDERLAY", "POD CIDR", "AGENT", "HEALTH"], &nodes),
+        report.switch_netns,
+        table::render(
+            &[
+                "NODE",
+                "UNDERLAY",
+                "POD CIDR",
+                "AGENT",
+                "HEALTH",
+                "KNOWS NODES"
+            ],
+            &nodes
+        ),
         render_pods(&report.pods),
     )
+}
+
+fn process_text(pid: Option<u32>, running: bool) -> String {
+    match (pid, running) {
+        (Some(pid), true) => format!("running (pid {pid})"),
+        (Some(pid), false) => format!("not running (was pid {pid})"),
+        (None, _) => "not running".to_string(),
+    }
 }
 
 /// The text form of `pod list` (also the pod part of `status`).

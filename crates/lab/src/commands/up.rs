@@ -1,18 +1,19 @@
-//! `up`: the switch, the nodes and their agents, ready for pods.
+//! `up`: the switch, etcd, the nodes and their agents, ready for pods.
 //!
 //! Progress is recorded in `state.json` as it happens, so `down` can undo a half-finished `up`;
 //! an `up` that fails tears down everything it created before returning the error.
 
-use crate::agent::{self, AgentError};
-use crate::bins::BinDir;
+use crate::agent::{AgentError, ClusterConfig};
+use crate::bins::{self, BinDir, BinError};
 use crate::bpffs::{self, BpffsError};
 use crate::commands::down::{self, DownError};
+use crate::etcd::{self, EtcdError};
 use crate::lab::Lab;
 use crate::names::NodeName;
 use crate::netns::{self, NetnsError};
-use crate::plan;
+use crate::node::{self, NodeError};
 use crate::report::{self, Problems};
-use crate::state::{LabState, NodeState, Routing, StateError, StateLock};
+use crate::state::{LabState, Routing, StateError, StateLock};
 use crate::underlay;
 
 /// Errors of `up`.
@@ -48,11 +49,25 @@ pub enum UpError {
         #[source]
         source: NetnsError,
     },
-    #[error("cannot create {node}")]
-    Node {
-        node: String,
+    #[error("a program the lab needs is missing")]
+    Binary {
+        #[source]
+        source: BinError,
+    },
+    #[error("cannot create etcd's namespace")]
+    EtcdHost {
         #[source]
         source: NetnsError,
+    },
+    #[error("cannot bring etcd up")]
+    Etcd {
+        #[source]
+        source: EtcdError,
+    },
+    #[error("cannot create the nodes")]
+    Node {
+        #[source]
+        source: NodeError,
     },
     #[error("cannot bring the agents up")]
     Agent {
@@ -86,10 +101,16 @@ impl std::fmt::Display for CleanupNote {
 pub struct UpOptions {
     pub nodes: u8,
     pub routing: Routing,
+    /// The agents' kvstore lease TTL, in seconds.
+    pub lease_ttl_secs: u32,
 }
 
 /// `cilium-lab up`; returns the state of the running lab.
 pub fn up(lab: &Lab, bins: &BinDir, opts: UpOptions) -> Result<LabState, UpError> {
+    // Fail before creating anything when a program is missing.
+    bins.require(bins::AGENT)
+        .map_err(|source| UpError::Binary { source })?;
+    bins::etcd().map_err(|source| UpError::Binary { source })?;
     let lock = StateLock::acquire(lab).map_err(|source| UpError::State { source })?;
     let flag = lab.name_flag();
     if lock
@@ -114,8 +135,11 @@ pub fn up(lab: &Lab, bins: &BinDir, opts: UpOptions) -> Result<LabState, UpError
     let mut state = LabState {
         name: lab.name().to_string(),
         routing: opts.routing,
+        lease_ttl_secs: opts.lease_ttl_secs,
+        etcd: etcd::layout(lab),
         nodes: Vec::new(),
         pods: Vec::new(),
+        next_node: opts.nodes + 1,
     };
     match build(lab, bins, opts, &lock, &mut state) {
         Ok(()) => Ok(state),
@@ -143,54 +167,51 @@ fn build(
     let switch = lab.name().switch_ns();
     underlay::create_switch(&switch).map_err(|source| UpError::Switch { source })?;
     println!("switch {switch}: bridge {} up", underlay::BRIDGE);
+
+    underlay::create_host(
+        &switch,
+        &state.etcd.netns,
+        underlay::ETCD_PORT,
+        state.etcd.ip,
+    )
+    .map_err(|source| UpError::EtcdHost { source })?;
+    let pid = etcd::start(&state.etcd).map_err(|source| UpError::Etcd { source })?;
+    state.etcd.pid = Some(pid);
+    save(state)?;
+    etcd::wait_healthy(&state.etcd, pid).map_err(|source| UpError::Etcd { source })?;
+    println!(
+        "etcd: namespace {}, {} (pid {pid})",
+        state.etcd.netns, state.etcd.client_url
+    );
+
     for k in 1..=opts.nodes {
-        let name = NodeName::new(k);
-        let node = node_state(lab, name);
+        let node = node::layout(lab, NodeName::new(k));
         // Record the node before creating it, so a failure halfway is still torn down.
         state.nodes.push(node.clone());
         save(state)?;
-        underlay::create_node(&switch, &node.netns, &name.to_string(), node.underlay_ip).map_err(
-            |source| UpError::Node {
-                node: node.name.clone(),
-                source,
-            },
-        )?;
+        node::create(lab, &node).map_err(|source| UpError::Node { source })?;
         println!(
-            "{}: namespace {}, underlay {}, pod CIDR {}",
-            node.name, node.netns, node.underlay_ip, node.pod_cidr
+            "{}: namespace {}, underlay {}",
+            node.name, node.netns, node.underlay_ip
         );
     }
+    // All agents start at once and race for pod CIDRs in the cluster pool.
+    let cluster = ClusterConfig::of(state);
+    let mut pids = Vec::new();
     for i in 0..state.nodes.len() {
-        let pid =
-            agent::start(bins, &state.nodes[i]).map_err(|source| UpError::Agent { source })?;
-        state.nodes[i].agent_pid = Some(pid);
+        let pid = node::start_agent(bins, &cluster, &mut state.nodes[i])
+            .map_err(|source| UpError::Agent { source })?;
+        pids.push(pid);
         save(state)?;
     }
-    for node in &state.nodes {
-        let pid = node.agent_pid.expect("every agent was started above");
-        agent::wait_ready(node, pid).map_err(|source| UpError::Agent { source })?;
+    for (node, pid) in state.nodes.iter_mut().zip(pids) {
+        node::await_agent(node, pid).map_err(|source| UpError::Agent { source })?;
         println!(
-            "{}: agent ready (pid {pid}, socket {})",
+            "{}: agent ready (pid {pid}, pod CIDR {}, socket {})",
             node.name,
+            node.pod_cidr.map(|c| c.to_string()).unwrap_or_default(),
             node.socket.display()
         );
     }
-    Ok(())
-}
-
-/// Where everything of node `name` lives; the single place that lays a node out.
-fn node_state(lab: &Lab, name: NodeName) -> NodeState {
-    NodeState {
-        name: name.to_string(),
-        netns: lab.name().node_ns(&name),
-        underlay_ip: plan::underlay_ip(name),
-        pod_cidr: plan::pod_cidr(name),
-        dir: lab.node_dir(name),
-        state_dir: lab.agent_state_dir(name),
-        socket: lab.agent_socket(name),
-        log: lab.agent_log(name),
-        cni_conflist: lab.cni_conflist(name),
-        bpf_root: lab.bpf_root(name),
-        agent_pid: None,
-    }
+    save(state)
 }

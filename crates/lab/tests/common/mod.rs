@@ -3,7 +3,7 @@
 
 #![allow(dead_code)] // each test file uses a different subset
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -103,8 +103,36 @@ pub fn bpf_entries_with_prefix(prefix: &str) -> Vec<String> {
     }
 }
 
-/// Asserts that nothing of lab `name` is left: namespaces, state directory, bpffs roots.
+/// PIDs of live processes whose command line mentions `needle` (agents and etcd name the lab's
+/// state directory in their arguments).
+pub fn processes_mentioning(needle: &str) -> Vec<u32> {
+    let own = std::process::id();
+    std::fs::read_dir("/proc")
+        .expect("read /proc")
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| pid != own)
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let zombie = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next())
+                .is_some_and(|state| state == "Z");
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            !zombie && String::from_utf8_lossy(&cmdline).contains(needle)
+        })
+        .collect()
+}
+
+/// Asserts that nothing of lab `name` is left: namespaces, state directory, bpffs roots, and
+/// processes (agents, etcd) working in its state directory.
 pub fn assert_lab_gone(name: &str) {
+    let dir_text = format!("/run/cilium-lab/{name}/");
+    let procs = processes_mentioning(&dir_text);
+    assert!(
+        procs.is_empty(),
+        "processes of the lab left running: {procs:?}"
+    );
     let namespaces = namespaces_with_prefix(&format!("cilab-{name}-"));
     assert!(
         namespaces.is_empty(),
@@ -118,6 +146,56 @@ pub fn assert_lab_gone(name: &str) {
     );
     let pins = bpf_entries_with_prefix(&format!("cilium-lab-{name}-"));
     assert!(pins.is_empty(), "bpffs roots left behind: {pins:?}");
+}
+
+/// `cilium-lab status -o json` of `lab`.
+pub fn status(lab: &LabGuard) -> serde_json::Value {
+    serde_json::from_str(&lab.ok(&["status", "-o", "json"])).expect("status -o json is JSON")
+}
+
+/// The node named `name` in a status report.
+pub fn status_node<'a>(status: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    status["nodes"]
+        .as_array()
+        .expect("status lists nodes")
+        .iter()
+        .find(|n| n["name"] == name)
+        .unwrap_or_else(|| panic!("{name} missing from {status}"))
+}
+
+/// Names of the nodes `node`'s agent knows, from a status report (empty when unknown).
+pub fn known_nodes(status: &serde_json::Value, node: &str) -> Vec<String> {
+    status_node(status, node)["cluster_nodes"]
+        .as_array()
+        .map(|names| {
+            names
+                .iter()
+                .filter_map(|n| n.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Polls `status` until `cond` holds, for up to `limit`; panics with `what` and the last
+/// report otherwise. Returns the report that satisfied it.
+pub fn wait_status(
+    lab: &LabGuard,
+    what: &str,
+    limit: Duration,
+    mut cond: impl FnMut(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + limit;
+    loop {
+        let report = status(lab);
+        if cond(&report) {
+            return report;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}; last status:\n{report:#}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// Waits up to `limit` for `cond`, panicking with `what` on timeout.
@@ -231,4 +309,64 @@ pub fn sh(args: &[&str]) {
         "{args:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Sends one HTTP/1.0 request to etcd's JSON gateway at `172.18.0.2:2379` from inside its
+/// namespace `netns`; returns the status code and the body.
+pub fn etcd_http(netns: &str, path: &str, body: &str) -> (u16, String) {
+    let ns = std::fs::File::open(format!("/run/netns/{netns}"))
+        .unwrap_or_else(|e| panic!("open namespace {netns}: {e}"));
+    let request = format!(
+        "POST {path} HTTP/1.0\r\nHost: 172.18.0.2\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let answer = std::thread::spawn(move || {
+        nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).expect("enter etcd's netns");
+        let addr = "172.18.0.2:2379".parse().unwrap();
+        let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+            .expect("connect to etcd");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        stream.write_all(request.as_bytes()).expect("send to etcd");
+        let mut answer = String::new();
+        stream
+            .read_to_string(&mut answer)
+            .expect("read etcd's answer");
+        answer
+    })
+    .join()
+    .expect("the etcd request thread panicked");
+    let (head, body) = answer
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("not HTTP: {answer}"));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {head}"));
+    (status, body.to_string())
+}
+
+/// Standard base64 (with padding), as etcd's JSON gateway wants keys and values.
+pub fn base64(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i)) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }

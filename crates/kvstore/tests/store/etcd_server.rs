@@ -1,0 +1,151 @@
+//! A real etcd (`/usr/bin/etcd`, Debian's etcd-server) as a child process on 127.0.0.1 with
+//! free ports and a temporary data directory; killed and removed on drop.
+
+use std::fs::File;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use cilium_kvstore::{EtcdConfig, EtcdStore, KvStore};
+use tempfile::TempDir;
+
+const ETCD: &str = "/usr/bin/etcd";
+
+pub struct EtcdServer {
+    dir: TempDir,
+    client_port: u16,
+    peer_port: u16,
+    child: Option<Child>,
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0 to find a free port");
+    listener.local_addr().expect("local address").port()
+}
+
+impl EtcdServer {
+    /// Starts etcd and waits until it has a leader.
+    pub async fn start() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("cilt-etcd-")
+            .tempdir()
+            .expect("create etcd data directory");
+        let mut server = EtcdServer {
+            dir,
+            client_port: free_port(),
+            peer_port: free_port(),
+            child: None,
+        };
+        server.resume().await;
+        server
+    }
+
+    /// `http://127.0.0.1:<client port>`.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.client_port)
+    }
+
+    pub fn client_port(&self) -> u16 {
+        self.client_port
+    }
+
+    /// A client config with short timeouts, so outage tests run quickly.
+    pub fn config(&self) -> EtcdConfig {
+        EtcdConfig {
+            dial_timeout: Duration::from_secs(1),
+            request_timeout: Duration::from_secs(2),
+            keep_alive_interval: Duration::from_secs(1),
+            ..EtcdConfig::new([self.endpoint()])
+        }
+    }
+
+    /// A new client (its own connection) to this etcd.
+    pub async fn client(&self) -> EtcdStore {
+        EtcdStore::connect(self.config())
+            .await
+            .expect("set up etcd client")
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("etcd.log")
+    }
+
+    /// Kills etcd (as a crash would); the data directory stays.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // The child may already have exited; either way it is gone after wait().
+            let _ = child.kill();
+            child.wait().expect("wait for etcd to exit");
+        }
+    }
+
+    /// Starts etcd again on the same ports and data directory, and waits for a leader.
+    pub async fn resume(&mut self) {
+        assert!(self.child.is_none(), "etcd is already running");
+        assert!(
+            std::path::Path::new(ETCD).exists(),
+            "{ETCD} is missing: install Debian's etcd-server (scripts/setup.sh does)"
+        );
+        let peer = format!("http://127.0.0.1:{}", self.peer_port);
+        let client = self.endpoint();
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .expect("open etcd log");
+        let child = Command::new(ETCD)
+            .arg("--name=cilt")
+            .arg(format!(
+                "--data-dir={}",
+                self.dir.path().join("data").display()
+            ))
+            .arg(format!("--listen-client-urls={client}"))
+            .arg(format!("--advertise-client-urls={client}"))
+            .arg(format!("--listen-peer-urls={peer}"))
+            .arg(format!("--initial-advertise-peer-urls={peer}"))
+            .arg(format!("--initial-cluster=cilt={peer}"))
+            .arg("--heartbeat-interval=10")
+            .arg("--election-timeout=100")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone etcd log handle"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn etcd");
+        self.child = Some(child);
+        self.wait_ready().await;
+    }
+
+    async fn wait_ready(&mut self) {
+        let store = self.client().await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if store.status().await.is_healthy() {
+                return;
+            }
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("etcd exited with {status}; log:\n{}", self.log());
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "etcd not ready within 20 s; log:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_else(|e| format!("(no log: {e})"))
+    }
+}
+
+impl Drop for EtcdServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
