@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   # build: eBPF C → BPF objects, Rust crates with C parts
-  clang llvm libbpf-dev linux-libc-dev gcc make pkg-config protobuf-compiler
+  clang llvm libbpf-dev linux-libc-dev gcc make pkg-config protobuf-compiler libprotobuf-dev
   # run: netlink tools, bpffs inspection
   iproute2 bpftool procps
   # lab, tests, benchmarks

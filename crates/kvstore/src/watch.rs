@@ -128,7 +128,7 @@ struct Follower<S> {
     tx: mpsc::Sender<WatchEvent>,
     /// Lowest revision not yet delivered.
     next: i64,
-    /// Keys under the prefix the consumer has been told about (see module docs).
+    /// Keys under the prefix the consumer has (see [`Watcher`]).
     known: HashSet<String>,
     backoff: Duration,
 }

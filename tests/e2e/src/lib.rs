@@ -56,12 +56,25 @@ impl Lab {
     /// Brings a lab up (`cilium-lab up --nodes N --name ...`), panicking with its output if it
     /// fails.
     pub fn up(prefix: &str, nodes: usize) -> Lab {
+        Lab::up_with(prefix, &["--nodes", &nodes.to_string()])
+    }
+
+    /// Brings a lab up with further `up` flags (`--nodes`, `--routing`, …).
+    pub fn up_with(prefix: &str, flags: &[&str]) -> Lab {
         let lab = Lab {
             name: unique_name(prefix),
             bin: bin_dir(),
         };
-        lab.lab_ok(&["up", "--nodes", &nodes.to_string()]);
+        let mut args = vec!["up"];
+        args.extend_from_slice(flags);
+        lab.lab_ok(&args);
         lab
+    }
+
+    /// `cilium-lab status -o json`.
+    pub fn status(&self) -> serde_json::Value {
+        let out = self.lab_ok(&["status", "-o", "json"]);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("status JSON: {e}\n{out}"))
     }
 
     pub fn bin(&self, name: &str) -> PathBuf {
@@ -173,6 +186,109 @@ pub fn eventually<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> O
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// A packet capture running in a namespace (`tcpdump -w`), stopped on drop.
+pub struct Capture {
+    child: std::process::Child,
+    file: PathBuf,
+}
+
+impl Capture {
+    /// Starts `tcpdump -i IFACE -w FILE FILTER` in network namespace `netns` and waits until
+    /// it listens.
+    pub fn start(netns: &str, iface: &str, filter: &str) -> Capture {
+        let file = std::env::temp_dir().join(format!("{}.pcap", unique_name(netns)));
+        let mut child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                netns,
+                "tcpdump",
+                "--immediate-mode",
+                "-U",
+                "-n",
+                "-i",
+                iface,
+                "-w",
+            ])
+            .arg(&file)
+            .arg(filter)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting tcpdump (apt-get install tcpdump)");
+        let stderr = child.stderr.take().expect("piped");
+        let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+        let first = lines.next().and_then(Result::ok).unwrap_or_default();
+        assert!(
+            first.contains("listening on"),
+            "tcpdump did not start: {first}"
+        );
+        // Keep reading its stderr, so its exit statistics never hit a closed pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Capture { child, file }
+    }
+
+    /// Stops the capture and returns the captured Ethernet frames.
+    pub fn finish(mut self) -> Vec<Vec<u8>> {
+        std::thread::sleep(Duration::from_millis(300));
+        let _ = Command::new("kill")
+            .arg("-INT")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+        let bytes = std::fs::read(&self.file).expect("reading the capture");
+        pcap_frames(&bytes)
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.file);
+    }
+}
+
+/// The frames of a classic (microsecond, little-endian) pcap file.
+pub fn pcap_frames(bytes: &[u8]) -> Vec<Vec<u8>> {
+    assert!(bytes.len() >= 24, "capture too short for a pcap header");
+    assert_eq!(
+        &bytes[..4],
+        &[0xd4, 0xc3, 0xb2, 0xa1],
+        "not a little-endian pcap file"
+    );
+    let mut frames = Vec::new();
+    let mut at = 24;
+    while at + 16 <= bytes.len() {
+        let len = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize;
+        at += 16;
+        let Some(frame) = bytes.get(at..at + len) else {
+            break;
+        };
+        frames.push(frame.to_vec());
+        at += len;
+    }
+    frames
+}
+
+/// A VXLAN-in-UDP/IPv4 frame's destination port and VNI, if it is one.
+pub fn vxlan_vni(frame: &[u8]) -> Option<(u16, u32)> {
+    if frame.len() < 14 + 20 + 8 + 8 || frame[12..14] != [0x08, 0x00] {
+        return None;
+    }
+    let ip = &frame[14..];
+    let ihl = usize::from(ip[0] & 0x0f) * 4;
+    if ip[9] != 17 || ip.len() < ihl + 16 {
+        return None;
+    }
+    let udp = &ip[ihl..];
+    let port = u16::from_be_bytes([udp[2], udp[3]]);
+    let vxlan = &udp[8..];
+    let vni = u32::from_be_bytes([0, vxlan[4], vxlan[5], vxlan[6]]);
+    Some((port, vni))
 }
 
 /// stdout of an output as text.
