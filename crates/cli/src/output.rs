@@ -90,7 +90,7 @@ pub fn print(text: &str) -> Result<(), OutputError> {
         .map_err(|source| OutputError::Write { source })
 }
 
-/// An error and its causes on one line, skipping a cause whose text the message before it
+/// An error and its causes on one line, leaving out a cause whose text the message before it
 /// already contains (some errors repeat their source in their own message).
 pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut text = err.to_string();

@@ -143,7 +143,7 @@ fn prints_one_line_per_event_and_reports_the_closed_stream() {
     assert_eq!(&lines[2..], [TRACE_LINE, DROP_LINE], "{text}");
     let err = stderr(&out);
     assert!(
-        err.contains("skipping event: undecodable datapath record of 10 bytes"),
+        err.contains("ignoring an event: undecodable datapath record of 10 bytes"),
         "{err}"
     );
     assert!(err.contains("the agent closed the monitor stream"), "{err}");

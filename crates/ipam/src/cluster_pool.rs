@@ -69,7 +69,7 @@ mod tests {
     }
 
     #[test]
-    fn hands_out_cidrs_in_order_skipping_taken_ones() {
+    fn hands_out_cidrs_in_order_passing_over_taken_ones() {
         let pool = ClusterPool::new(net(DEFAULT_CLUSTER_POOL), DEFAULT_NODE_MASK).unwrap();
         let mut taken = BTreeSet::new();
         assert_eq!(pool.first_free(&taken), Some(net("10.0.0.0/24")));

@@ -68,7 +68,7 @@ pub fn run(
         let event = match MonitorEvent::from_record(&record, &interface_name) {
             Ok(event) => event,
             Err(err) => {
-                eprintln!("skipping event: {}", output::error_chain(&err));
+                eprintln!("ignoring an event: {}", output::error_chain(&err));
                 continue;
             }
         };
