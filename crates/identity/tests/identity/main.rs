@@ -1,0 +1,8 @@
+//! The identity allocator against both kvstore backends: the in-process store, and a real
+//! etcd (started by the tests as a child process; needs no root, and fails if etcd is not
+//! installed).
+
+mod allocator;
+mod etcd_backend;
+mod etcd_server;
+mod nodes;
