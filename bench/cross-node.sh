@@ -173,6 +173,9 @@ done
 START_EPOCH=$EPOCHREALTIME
 LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
 
+for dir in /tmp/cilb-cross-node.*; do
+    [[ -d $dir && $dir != "$WORK" ]] && rm -rf "$dir"
+done
 for ns in $(bl_namespaces); do
     kill_in_ns "$ns" '^(iperf3|netbench)$'
     log "removing leftover namespace $ns"
@@ -361,12 +364,12 @@ bench_mode() {
 
 # ---------------------------------------------------------------- time to reachability
 
-REACH_UP=() REACH_PODS=() REACH_PING=() REACH_TOTAL=()
+REACH_UP=() REACH_PODS=() REACH_PING=() REACH_TOTAL=() REACH_ROUNDS=()
 
 # reach_once: up --nodes 3 (tunnel), one pod per node, then rounds of pings (all pending
 # directions in parallel, 1 s timeout each) until every pod has answered every other pod.
 reach_once() {
-    local t0 t1 t2 t3 k i j pods round d deadline
+    local t0 t1 t2 t3 k i j pods round d deadline rounds=0
     local -a ns ip pending still
     t0=$EPOCHREALTIME
     LAB_UP=1
@@ -392,6 +395,7 @@ reach_once() {
         if ((${EPOCHREALTIME/./} > deadline)); then
             die "pods not all reachable after ${REACH_TIMEOUT_S} s; missing (from to): $(printf '[%s] ' "${pending[@]}")"
         fi
+        rounds=$((rounds + 1))
         round="$(for d in "${pending[@]}"; do
             (in_ns "${ns[${d% *}]}" ping -c 1 -W 1 "${ip[${d#* }]}" >/dev/null 2>&1 && echo "$d") &
         done; wait)"
@@ -407,7 +411,8 @@ reach_once() {
     REACH_PODS+=("$(elapsed "$t1" "$t2")")
     REACH_PING+=("$(elapsed "$t2" "$t3")")
     REACH_TOTAL+=("$(elapsed "$t0" "$t3")")
-    log "reachability: up $(elapsed "$t0" "$t1") s, pods $(elapsed "$t1" "$t2") s, all reachable $(elapsed "$t2" "$t3") s later"
+    REACH_ROUNDS+=("$rounds")
+    log "reachability: up $(elapsed "$t0" "$t1") s, pods $(elapsed "$t1" "$t2") s, all reachable $(elapsed "$t2" "$t3") s later ($rounds probe round(s))"
 }
 
 # ---------------------------------------------------------------- run
@@ -499,6 +504,8 @@ REPORT="$WORK/report.md"
     echo "| 3 × \`cilium-lab pod add\` (one pod per node) | $(reach_cell "${REACH_PODS[@]}") |"
     echo "| then until all 6 directions answer ping | $(reach_cell "${REACH_PING[@]}") |"
     echo "| **total, from \`up\` to full reachability** | **$(reach_cell "${REACH_TOTAL[@]}")** |"
+    echo
+    echo "Probe rounds needed per run (1 = every direction answered the first ping): ${REACH_ROUNDS[*]}."
     echo
     echo "$END_MARK"
 } >"$REPORT"

@@ -4,7 +4,7 @@
 //! datapath run on blocking threads (the API layer uses `spawn_blocking`).
 
 use std::net::Ipv4Addr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use cilium_api::models as api;
@@ -16,11 +16,8 @@ use cilium_ipam::{FileStore as IpamFileStore, HostScopeAllocator, IpamError, ROU
 
 use crate::cluster::Cluster;
 use crate::config::AgentConfig;
+use crate::identity::{init_identity, Identities, INLINE_RESOLVE_TIMEOUT};
 use crate::node_datapath::NodeDatapath;
-
-/// Identity given to endpoints until label-based identities exist (reserved:init).
-pub const PLACEHOLDER_IDENTITY: u32 = 5;
-pub const PLACEHOLDER_IDENTITY_LABELS: &[&str] = &["reserved:init"];
 
 /// Pods are attached with veth pairs.
 const DEVICE_MODE: &str = "veth";
@@ -58,6 +55,7 @@ pub struct Agent {
     pub ipam: Mutex<Ipam>,
     pub endpoints: Mutex<Endpoints>,
     pub cluster: Cluster,
+    pub identities: Arc<Identities>,
 }
 
 impl Agent {
@@ -192,7 +190,26 @@ impl Agent {
         }
         let ip = new.ipv4;
         let claimed = self.claim_address(ip, &new.container_id)?;
-        let created = self.endpoints.lock().expect("endpoints lock").create(new);
+        let labels = self.identities.labels_of(&new.k8s_namespace, &new.labels);
+        let resolved = tokio::runtime::Handle::current().block_on(async {
+            tokio::time::timeout(INLINE_RESOLVE_TIMEOUT, self.identities.resolve(&labels)).await
+        });
+        let (identity, resolved) = match resolved {
+            Ok(Ok(identity)) => (identity, true),
+            Ok(Err(error)) => {
+                tracing::warn!(error = %crate::api::chain(&error), "identity not resolved yet; starting with reserved:init");
+                (init_identity(), false)
+            }
+            Err(_) => {
+                tracing::warn!("kvstore slow; endpoint starts with reserved:init");
+                (init_identity(), false)
+            }
+        };
+        let created = self
+            .endpoints
+            .lock()
+            .expect("endpoints lock")
+            .create(new, identity);
         let endpoint = match created {
             Ok(endpoint) => endpoint,
             Err(error) => {
@@ -203,6 +220,10 @@ impl Agent {
                 return Err(error.into());
             }
         };
+        if !resolved {
+            self.identities
+                .resolve_later(EndpointSelector::Id(endpoint.id));
+        }
         self.cluster.endpoint_up(
             endpoint.ipv4,
             endpoint.identity,
@@ -211,6 +232,7 @@ impl Agent {
         );
         tracing::info!(
             endpoint = %endpoint.id,
+            identity = endpoint.identity,
             container = %endpoint.container_id,
             ip = %endpoint.ipv4,
             interface = %endpoint.host_ifname,
@@ -227,7 +249,42 @@ impl Agent {
             .expect("endpoints lock")
             .delete(&selector)?;
         self.cluster.endpoint_down(removed.ipv4);
+        if removed.identity != init_identity().id {
+            if let Ok(labels) = cilium_identity::Labels::parse(&removed.identity_labels) {
+                self.identities.release(labels);
+            }
+        }
         tracing::info!(endpoint = %removed.id, container = %removed.container_id, "endpoint deleted");
+        Ok(())
+    }
+
+    /// Namespace and labels of an endpoint, if it still exists.
+    pub fn endpoint_labels(&self, selector: &EndpointSelector) -> Option<(String, Vec<String>)> {
+        let endpoints = self.endpoints.lock().expect("endpoints lock");
+        endpoints
+            .find(selector)
+            .map(|ep| (ep.k8s_namespace.clone(), ep.labels.clone()))
+    }
+
+    /// Gives an endpoint its resolved identity (regenerating it when the number changed) and
+    /// publishes the address with it.
+    pub fn apply_identity(
+        &self,
+        selector: &EndpointSelector,
+        identity: cilium_endpoint::EndpointIdentity,
+    ) -> Result<(), AgentError> {
+        let endpoint = self
+            .endpoints
+            .lock()
+            .expect("endpoints lock")
+            .set_identity(selector, identity)?;
+        self.cluster.endpoint_up(
+            endpoint.ipv4,
+            endpoint.identity,
+            &endpoint.k8s_namespace,
+            &endpoint.k8s_pod_name,
+        );
+        tracing::info!(endpoint = %endpoint.id, identity = endpoint.identity, "identity resolved");
         Ok(())
     }
 

@@ -19,11 +19,12 @@ use cilium_kvstore::{EtcdConfig, EtcdStore, KvStore, MemoryStore};
 use ipnet::Ipv4Net;
 use tokio::net::UnixListener;
 
-use crate::agent::{Agent, Endpoints, Ipam, PLACEHOLDER_IDENTITY, PLACEHOLDER_IDENTITY_LABELS};
+use crate::agent::{Agent, Endpoints, Ipam};
 use crate::cluster::reconcile::NodeClusterDatapath;
 use crate::cluster::view::LocalNode;
 use crate::cluster::{pod_cidr, Cluster};
 use crate::config::{AgentConfig, AttachModeArg, KvstoreKind, RoutingMode};
+use crate::identity::{self, Identities};
 use crate::node_datapath::NodeDatapath;
 use crate::{api, host_devices, monitor_server, node_address};
 
@@ -77,10 +78,19 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
             device: route_device,
         },
     );
+    let (identities, identity_queue) = Identities::new(
+        Arc::clone(cluster.store()),
+        Arc::clone(cluster.owned_keys()),
+        &config.node_name,
+        &config.cluster_name,
+    );
     {
         let endpoints = prepared.endpoints.lock().expect("endpoints lock");
         for ep in endpoints.list() {
             cluster.endpoint_up(ep.ipv4, ep.identity, &ep.k8s_namespace, &ep.k8s_pod_name);
+            // Take this node's identity references again; the number normally stays, so the
+            // running programs are left alone.
+            identities.resolve_later(cilium_endpoint::EndpointSelector::Id(ep.id));
         }
     }
 
@@ -91,7 +101,9 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         ipam: prepared.ipam,
         endpoints: prepared.endpoints,
         cluster,
+        identities: Arc::new(identities),
     });
+    tokio::spawn(identity::run_worker(Arc::clone(&agent), identity_queue));
 
     monitor_server::start(&config.monitor_socket(), prepared.events)?;
     spawn_conntrack_gc(agent.clone());
@@ -236,15 +248,7 @@ fn prepare(config: AgentConfig, pod_cidr: Ipv4Net) -> anyhow::Result<Prepared> {
 
     let store =
         EndpointFileStore::open(config.endpoints_dir()).context("opening endpoint records")?;
-    let mut endpoints: Endpoints = EndpointManager::new(
-        NodeDatapath::new(datapath),
-        store,
-        PLACEHOLDER_IDENTITY,
-        PLACEHOLDER_IDENTITY_LABELS
-            .iter()
-            .map(|l| l.to_string())
-            .collect(),
-    );
+    let mut endpoints: Endpoints = EndpointManager::new(NodeDatapath::new(datapath), store);
     let report = endpoints.restore().context("restoring endpoints")?;
     for (id, reason) in &report.failed {
         tracing::warn!(endpoint = %id, reason, "endpoint could not be restored");

@@ -6,6 +6,7 @@ mod cluster;
 mod config;
 mod daemon;
 mod host_devices;
+mod identity;
 mod monitor_server;
 mod node_address;
 mod node_datapath;

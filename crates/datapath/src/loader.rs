@@ -4,11 +4,10 @@
 //! device; every object shares those pinned maps.
 
 use std::net::Ipv4Addr;
-use std::sync::OnceLock;
 
 use aya::{
     programs::{ProgramError, SchedClassifier},
-    Btf, Ebpf, EbpfError, EbpfLoader,
+    Ebpf, EbpfError, EbpfLoader,
 };
 use thiserror::Error;
 
@@ -244,14 +243,6 @@ fn load_classifier(program: &mut SchedClassifier, name: &'static str) -> Result<
     })
 }
 
-/// The kernel's BTF, parsed once per process: aya would otherwise re-read and re-parse the
-/// multi-megabyte `/sys/kernel/btf/vmlinux` for every endpoint it loads (a third of the
-/// agent's CPU per endpoint, docs/benchmarks.md). `None` on kernels without BTF.
-fn kernel_btf() -> Option<&'static Btf> {
-    static KERNEL_BTF: OnceLock<Option<Btf>> = OnceLock::new();
-    KERNEL_BTF.get_or_init(|| Btf::from_sys_fs().ok()).as_ref()
-}
-
 fn parse_object<'a>(
     object: &'static str,
     bytes: &[u8],
@@ -262,7 +253,6 @@ fn parse_object<'a>(
     let globals = paths.globals();
     let mut loader: EbpfLoader<'a> = EbpfLoader::new();
     loader
-        .btf(kernel_btf())
         .default_map_pin_directory(&globals)
         .map_max_entries(CT_TCP4_MAP, sizes.ct_tcp)
         .map_max_entries(CT_ANY4_MAP, sizes.ct_any);

@@ -8,7 +8,9 @@ mod manager;
 mod model;
 mod store;
 
-pub use manager::{EndpointDatapath, EndpointError, EndpointManager, RestoreReport};
+pub use manager::{
+    EndpointDatapath, EndpointError, EndpointIdentity, EndpointManager, RestoreReport,
+};
 pub use model::{
     Endpoint, EndpointId, EndpointSelector, EndpointState, InvalidRequest, MacAddr, NewEndpoint,
 };

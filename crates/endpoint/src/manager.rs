@@ -63,24 +63,28 @@ pub struct RestoreReport {
     pub failed: Vec<(EndpointId, String)>,
 }
 
+/// A security identity as an endpoint carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointIdentity {
+    pub id: u32,
+    /// The identity's labels (`source:key=value`).
+    pub labels: Vec<String>,
+}
+
 /// The node's endpoints.
 pub struct EndpointManager<D, S> {
     endpoints: BTreeMap<EndpointId, Endpoint>,
     datapath: D,
     store: S,
-    identity: u32,
-    identity_labels: Vec<String>,
 }
 
 impl<D: EndpointDatapath, S: EndpointStore> EndpointManager<D, S> {
-    /// A manager with no endpoints yet; new endpoints get `identity` with `identity_labels`.
-    pub fn new(datapath: D, store: S, identity: u32, identity_labels: Vec<String>) -> Self {
+    /// A manager with no endpoints yet.
+    pub fn new(datapath: D, store: S) -> Self {
         Self {
             endpoints: BTreeMap::new(),
             datapath,
             store,
-            identity,
-            identity_labels,
         }
     }
 
@@ -130,9 +134,13 @@ impl<D: EndpointDatapath, S: EndpointStore> EndpointManager<D, S> {
         self.endpoints.values().find(|ep| selector.matches(ep))
     }
 
-    /// Creates an endpoint. A request for a container (and interface) that already has one
-    /// replaces it, keeping its ID: that is a runtime retrying ADD.
-    pub fn create(&mut self, request: NewEndpoint) -> Result<Endpoint, EndpointError> {
+    /// Creates an endpoint with `identity`. A request for a container (and interface) that
+    /// already has one replaces it, keeping its ID: that is a runtime retrying ADD.
+    pub fn create(
+        &mut self,
+        request: NewEndpoint,
+        identity: EndpointIdentity,
+    ) -> Result<Endpoint, EndpointError> {
         let previous = self
             .endpoints
             .values()
@@ -184,8 +192,8 @@ impl<D: EndpointDatapath, S: EndpointStore> EndpointManager<D, S> {
             k8s_namespace: request.k8s_namespace,
             k8s_pod_name: request.k8s_pod_name,
             labels: request.labels,
-            identity: self.identity,
-            identity_labels: self.identity_labels.clone(),
+            identity: identity.id,
+            identity_labels: identity.labels,
             state: EndpointState::Regenerating,
             generation: previous.map_or(0, |p| p.generation),
         };
@@ -202,6 +210,31 @@ impl<D: EndpointDatapath, S: EndpointStore> EndpointManager<D, S> {
             .map_err(|source| EndpointError::Store { id, source })?;
         self.endpoints.insert(id, endpoint.clone());
         Ok(endpoint)
+    }
+
+    /// Gives an endpoint a new identity, regenerating its datapath if the number changed.
+    pub fn set_identity(
+        &mut self,
+        selector: &EndpointSelector,
+        identity: EndpointIdentity,
+    ) -> Result<Endpoint, EndpointError> {
+        let mut endpoint = self.find_owned(selector)?;
+        if endpoint.identity == identity.id && endpoint.identity_labels == identity.labels {
+            return Ok(endpoint);
+        }
+        let id = endpoint.id;
+        let renumbered = endpoint.identity != identity.id;
+        endpoint.identity = identity.id;
+        endpoint.identity_labels = identity.labels;
+        if !renumbered {
+            self.store
+                .save(&endpoint)
+                .map_err(|source| EndpointError::Store { id, source })?;
+            self.endpoints.insert(id, endpoint.clone());
+            return Ok(endpoint);
+        }
+        self.endpoints.insert(id, endpoint);
+        self.regenerate(selector)
     }
 
     /// Programs an endpoint's datapath again (atomically replacing its programs).
@@ -354,15 +387,22 @@ mod tests {
         dp: &'a FakeDatapath,
         store: &'a MemoryStore,
     ) -> EndpointManager<&'a FakeDatapath, &'a MemoryStore> {
-        EndpointManager::new(dp, store, 5, vec!["reserved:init".into()])
+        EndpointManager::new(dp, store)
+    }
+
+    fn init() -> EndpointIdentity {
+        EndpointIdentity {
+            id: 5,
+            labels: vec!["reserved:init".into()],
+        }
     }
 
     #[test]
     fn create_assigns_lowest_free_id_and_programs_datapath() {
         let (dp, store) = (FakeDatapath::default(), MemoryStore::default());
         let mut mgr = manager(&dp, &store);
-        let a = mgr.create(request("a", "lxca", 2)).unwrap();
-        let b = mgr.create(request("b", "lxcb", 3)).unwrap();
+        let a = mgr.create(request("a", "lxca", 2), init()).unwrap();
+        let b = mgr.create(request("b", "lxcb", 3), init()).unwrap();
         assert_eq!((a.id, b.id), (EndpointId(1), EndpointId(2)));
         assert_eq!(a.state, EndpointState::Ready);
         assert_eq!(a.generation, 1);
@@ -370,7 +410,7 @@ mod tests {
         assert!(dp.installed.borrow().contains("lxca"));
         assert_eq!(store.load_all().unwrap().len(), 2);
         mgr.delete(&EndpointSelector::Id(a.id)).unwrap();
-        let c = mgr.create(request("c", "lxcc", 4)).unwrap();
+        let c = mgr.create(request("c", "lxcc", 4), init()).unwrap();
         assert_eq!(c.id, EndpointId(1), "freed IDs are reused");
     }
 
@@ -378,8 +418,8 @@ mod tests {
     fn duplicate_address_is_refused_without_side_effects() {
         let (dp, store) = (FakeDatapath::default(), MemoryStore::default());
         let mut mgr = manager(&dp, &store);
-        mgr.create(request("a", "lxca", 2)).unwrap();
-        let err = mgr.create(request("b", "lxcb", 2)).unwrap_err();
+        mgr.create(request("a", "lxca", 2), init()).unwrap();
+        let err = mgr.create(request("b", "lxcb", 2), init()).unwrap_err();
         assert!(matches!(err, EndpointError::AddressInUse { .. }), "{err}");
         assert!(!dp.installed.borrow().contains("lxcb"));
         assert_eq!(mgr.len(), 1);
@@ -390,7 +430,7 @@ mod tests {
         let (dp, store) = (FakeDatapath::default(), MemoryStore::default());
         *dp.fail_for.borrow_mut() = Some("lxcbad".into());
         let mut mgr = manager(&dp, &store);
-        let err = mgr.create(request("a", "lxcbad", 2)).unwrap_err();
+        let err = mgr.create(request("a", "lxcbad", 2), init()).unwrap_err();
         assert!(err.source().unwrap().to_string().contains("lxcbad"));
         assert!(mgr.is_empty());
         assert!(store.load_all().unwrap().is_empty());
@@ -400,8 +440,8 @@ mod tests {
     fn retried_add_keeps_the_id() {
         let (dp, store) = (FakeDatapath::default(), MemoryStore::default());
         let mut mgr = manager(&dp, &store);
-        let first = mgr.create(request("a", "lxca", 2)).unwrap();
-        let again = mgr.create(request("a", "lxca2", 2)).unwrap();
+        let first = mgr.create(request("a", "lxca", 2), init()).unwrap();
+        let again = mgr.create(request("a", "lxca2", 2), init()).unwrap();
         assert_eq!(first.id, again.id);
         assert_eq!(again.generation, 2);
         assert_eq!(mgr.len(), 1);
@@ -416,8 +456,8 @@ mod tests {
         let (dp, store) = (FakeDatapath::default(), MemoryStore::default());
         {
             let mut mgr = manager(&dp, &store);
-            mgr.create(request("a", "lxca", 2)).unwrap();
-            mgr.create(request("b", "lxcb", 3)).unwrap();
+            mgr.create(request("a", "lxca", 2), init()).unwrap();
+            mgr.create(request("b", "lxcb", 3), init()).unwrap();
         }
         dp.installed.borrow_mut().remove("lxcb");
         let installs_before = *dp.installs.borrow();
@@ -444,10 +484,35 @@ mod tests {
     }
 
     #[test]
+    fn a_new_identity_number_regenerates_the_datapath() {
+        let (dp, store) = (FakeDatapath::default(), MemoryStore::default());
+        let mut mgr = manager(&dp, &store);
+        let ep = mgr.create(request("a", "lxca", 2), init()).unwrap();
+        let installs = *dp.installs.borrow();
+        let resolved = EndpointIdentity {
+            id: 256,
+            labels: vec!["k8s:app=a".into()],
+        };
+        let updated = mgr
+            .set_identity(&EndpointSelector::Id(ep.id), resolved.clone())
+            .unwrap();
+        assert_eq!((updated.identity, updated.generation), (256, 2));
+        assert_eq!(*dp.installs.borrow(), installs + 1);
+        assert_eq!(store.load_all().unwrap()[0].identity, 256);
+        mgr.set_identity(&EndpointSelector::Id(ep.id), resolved)
+            .unwrap();
+        assert_eq!(
+            *dp.installs.borrow(),
+            installs + 1,
+            "same identity, no regeneration"
+        );
+    }
+
+    #[test]
     fn regenerate_bumps_generation() {
         let (dp, store) = (FakeDatapath::default(), MemoryStore::default());
         let mut mgr = manager(&dp, &store);
-        let ep = mgr.create(request("a", "lxca", 2)).unwrap();
+        let ep = mgr.create(request("a", "lxca", 2), init()).unwrap();
         let again = mgr.regenerate(&EndpointSelector::Id(ep.id)).unwrap();
         assert_eq!(again.generation, 2);
         assert_eq!(store.load_all().unwrap()[0].generation, 2);

@@ -39,6 +39,7 @@ pub struct Cluster {
     local: LocalNode,
     nodes: Arc<Mutex<BTreeMap<String, NodeRecord>>>,
     publications: mpsc::UnboundedSender<Publication>,
+    owned: Arc<LeasedKeys>,
 }
 
 impl Cluster {
@@ -77,8 +78,13 @@ impl Cluster {
         if let Some(claim) = pod_cidr_claim {
             own.push((claim, local.name.clone().into_bytes()));
         }
-        let leased = LeasedKeys::new(Arc::clone(&store), lease_ttl);
-        tokio::spawn(publish(leased, own, cluster_name.to_string(), queue));
+        let owned = Arc::new(LeasedKeys::new(Arc::clone(&store), lease_ttl));
+        tokio::spawn(publish(
+            Arc::clone(&owned),
+            own,
+            cluster_name.to_string(),
+            queue,
+        ));
         tokio::spawn(sync(
             Arc::clone(&store),
             cluster_name.to_string(),
@@ -92,7 +98,13 @@ impl Cluster {
             local,
             nodes,
             publications,
+            owned,
         }
+    }
+
+    /// The lease-bound keys this node owns; identity references live there too.
+    pub fn owned_keys(&self) -> &Arc<LeasedKeys> {
+        &self.owned
     }
 
     pub fn cluster_name(&self) -> &str {
@@ -143,7 +155,7 @@ impl Cluster {
 
 /// Owns this node's keys: writes the node's own entries, then follows endpoint changes.
 async fn publish(
-    leased: LeasedKeys,
+    leased: Arc<LeasedKeys>,
     own: Vec<(String, Vec<u8>)>,
     cluster: String,
     mut queue: mpsc::UnboundedReceiver<Publication>,
