@@ -274,8 +274,17 @@ pub fn pcap_frames(bytes: &[u8]) -> Vec<Vec<u8>> {
     frames
 }
 
-/// A VXLAN-in-UDP/IPv4 frame's destination port and VNI, if it is one.
-pub fn vxlan_vni(frame: &[u8]) -> Option<(u16, u32)> {
+/// What a VXLAN-in-UDP/IPv4 frame carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VxlanFrame {
+    pub dst_port: u16,
+    pub vni: u32,
+    /// Source and destination of the encapsulated IPv4 packet, if there is one.
+    pub inner: Option<(std::net::Ipv4Addr, std::net::Ipv4Addr)>,
+}
+
+/// Decodes a frame as VXLAN over UDP/IPv4, if it is one.
+pub fn vxlan_frame(frame: &[u8]) -> Option<VxlanFrame> {
     if frame.len() < 14 + 20 + 8 + 8 || frame[12..14] != [0x08, 0x00] {
         return None;
     }
@@ -285,10 +294,22 @@ pub fn vxlan_vni(frame: &[u8]) -> Option<(u16, u32)> {
         return None;
     }
     let udp = &ip[ihl..];
-    let port = u16::from_be_bytes([udp[2], udp[3]]);
+    let dst_port = u16::from_be_bytes([udp[2], udp[3]]);
     let vxlan = &udp[8..];
     let vni = u32::from_be_bytes([0, vxlan[4], vxlan[5], vxlan[6]]);
-    Some((port, vni))
+    let inner_eth = &vxlan[8..];
+    let inner = (inner_eth.len() >= 14 + 20 && inner_eth[12..14] == [0x08, 0x00]).then(|| {
+        let ip = &inner_eth[14..];
+        (
+            std::net::Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]),
+            std::net::Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]),
+        )
+    });
+    Some(VxlanFrame {
+        dst_port,
+        vni,
+        inner,
+    })
 }
 
 /// stdout of an output as text.

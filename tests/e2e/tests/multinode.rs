@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use cilium_e2e::{eventually, serial, stdout, vxlan_vni, Capture, Lab};
+use cilium_e2e::{eventually, serial, stdout, vxlan_frame, Capture, Lab};
 
 const PODS: [(&str, &str); 4] = [
     ("a1", "node1"),
@@ -15,10 +15,31 @@ const PODS: [(&str, &str); 4] = [
     ("c", "node3"),
 ];
 
+/// Adds pods serving TCP and UDP on 8080, each labelled `app=<its name>`.
 fn add_pods(lab: &Lab, pods: &[(&str, &str)]) {
     for (pod, node) in pods {
-        lab.pod_add(pod, &["--node", node, "--serve", "8080/tcp,8080/udp"]);
+        let labels = format!("app={pod}");
+        lab.pod_add(
+            pod,
+            &[
+                "--node",
+                node,
+                "--labels",
+                &labels,
+                "--serve",
+                "8080/tcp,8080/udp",
+            ],
+        );
     }
+}
+
+/// The identity the lab reports for a pod.
+fn identity_of(lab: &Lab, pod: &str) -> u32 {
+    lab.pods()
+        .into_iter()
+        .find(|p| p["name"] == pod)
+        .and_then(|p| p["identity"].as_u64())
+        .unwrap_or_else(|| panic!("pod {pod} has no identity in `pod list`")) as u32
 }
 
 /// One probe from `from` to `to`: ping, TCP and UDP through the toolbox.
@@ -78,17 +99,6 @@ fn distinct_pod_cidrs(lab: &Lab) -> BTreeSet<String> {
     cidrs
 }
 
-/// Identities of the endpoints on `node`.
-fn endpoint_identities(lab: &Lab, node: &str) -> BTreeSet<u32> {
-    let list: serde_json::Value =
-        serde_json::from_str(&lab.cilium(node, &["endpoint", "list", "-o", "json"])).unwrap();
-    list.as_array()
-        .unwrap()
-        .iter()
-        .map(|ep| ep["status"]["identity"]["id"].as_u64().unwrap() as u32)
-        .collect()
-}
-
 #[test]
 fn tunnel_mode_three_nodes_all_pods_reach_each_other_with_identity_in_the_vni() {
     let _serial = serial();
@@ -108,21 +118,29 @@ fn tunnel_mode_three_nodes_all_pods_reach_each_other_with_identity_in_the_vni() 
     let ping = lab.exec("b", &["ping", "-c", "3", "-i", "0.2", "-W", "2", &c_ip]);
     assert!(ping.status.success());
     let frames = capture.finish();
-    let vxlan: Vec<(u16, u32)> = frames.iter().filter_map(|f| vxlan_vni(f)).collect();
+    let vxlan: Vec<_> = frames.iter().filter_map(|f| vxlan_frame(f)).collect();
     assert!(
         vxlan.len() >= 6,
         "expected VXLAN requests and replies, saw {vxlan:?}"
     );
-    assert!(vxlan.iter().all(|(port, _)| *port == 8472), "{vxlan:?}");
-    let senders: BTreeSet<u32> = endpoint_identities(&lab, "node2")
-        .union(&endpoint_identities(&lab, "node3"))
-        .copied()
-        .collect();
-    for (_, vni) in &vxlan {
-        assert!(
-            senders.contains(vni),
-            "VNI {vni} is not a sender's identity {senders:?}"
-        );
+    // Label-based identities: distinct labels, distinct numbers, all global (≥ 256).
+    let (b_id, c_id) = (identity_of(&lab, "b"), identity_of(&lab, "c"));
+    assert!(
+        b_id >= 256 && c_id >= 256 && b_id != c_id,
+        "b={b_id} c={c_id}"
+    );
+    // The same labels on another node: the same cluster-wide identity.
+    lab.pod_add("b-twin", &["--node", "node3", "--labels", "app=b"]);
+    assert_eq!(identity_of(&lab, "b-twin"), b_id);
+    let b_ip: std::net::Ipv4Addr = lab.pod_ip("b").parse().unwrap();
+    let c_addr: std::net::Ipv4Addr = c_ip.parse().unwrap();
+    for frame in &vxlan {
+        assert_eq!(frame.dst_port, 8472, "{frame:?}");
+        match frame.inner {
+            Some((src, dst)) if (src, dst) == (b_ip, c_addr) => assert_eq!(frame.vni, b_id),
+            Some((src, dst)) if (src, dst) == (c_addr, b_ip) => assert_eq!(frame.vni, c_id),
+            other => panic!("unexpected encapsulated packet {other:?}"),
+        }
     }
 
     let ipcache = lab.cilium("node2", &["bpf", "ipcache", "list"]);
@@ -150,7 +168,7 @@ fn native_mode_three_nodes_all_pods_reach_each_other_without_encapsulation() {
     assert!(ping.status.success());
     let frames = capture.finish();
     assert!(
-        frames.iter().all(|f| vxlan_vni(f).is_none()),
+        frames.iter().all(|f| vxlan_frame(f).is_none()),
         "native routing must not encapsulate"
     );
     let pod_icmp = frames
@@ -169,7 +187,14 @@ fn native_mode_three_nodes_all_pods_reach_each_other_without_encapsulation() {
 
     // The receiving node knows the sender's identity from its ipcache.
     let ipcache = lab.cilium("node3", &["bpf", "ipcache", "list"]);
-    assert!(ipcache.contains(&format!("{b_ip}/32")), "{ipcache}");
+    let b_id = identity_of(&lab, "b");
+    assert!(
+        ipcache
+            .lines()
+            .any(|l| l.starts_with(&format!("{b_ip}/32"))
+                && l.contains(&format!("identity={b_id} "))),
+        "node3's ipcache has b with identity {b_id}:\n{ipcache}"
+    );
     let routes = lab.node_exec("node1", &["ip", "route"]);
     let routes = stdout(&routes);
     assert!(
