@@ -6,10 +6,15 @@
  *   cil_from_container  tc ingress of the host veth: packets leaving the pod,
  *                       delivered locally, encapsulated towards the node
  *                       that hosts the destination (tunnel mode) or handed
- *                       to the stack
+ *                       to the stack; in native routing, pods on other
+ *                       nodes are reached by a FIB lookup and a redirect
+ *                       out of the egress device, past the stack
  *   cil_to_container    tc egress of the host veth: packets from the node's
- *                       stack to the pod, among them native-routed traffic
- *                       of remote pods, whose identity the ipcache gives
+ *                       stack to the pod (the node itself, and remote pods
+ *                       whose traffic the underlay device's bpf_host did
+ *                       not deliver); their identity comes from the
+ *                       ipcache, looked up only when a new conntrack
+ *                       entry, a trace or a drop needs it
  *   handle_policy       tail-call target in cilium_call_policy[LXC_ID]: local
  *                       delivery into this endpoint from anywhere
  *
@@ -32,6 +37,7 @@
 #include "lib/conntrack.h"
 #include "lib/ipcache.h"
 #include "lib/encap.h"
+#include "lib/fib.h"
 #include "lib/local_delivery.h"
 #include "lib/layout.h"
 
@@ -111,6 +117,30 @@ static __always_inline int encap_to_node4(struct __sk_buff *ctx,
 	return bpf_redirect(TUNNEL_IFINDEX, 0);
 }
 
+/*
+ * Native routing to a pod on another node: route it by the node's FIB and
+ * send it straight out of the egress device. Returns FIB_TO_STACK when the
+ * stack must handle it instead.
+ */
+static __always_inline int fib_to_node4(struct __sk_buff *ctx, __u32 dst_label,
+					const struct trace_ctx *tctx)
+{
+	struct iphdr *ip4;
+	__u32 oif = 0;
+	int ret;
+
+	ret = ipv4_load(ctx, &ip4);
+	if (IS_DROP(ret))
+		return ret;
+	ret = fib_redirect4(ctx, ip4, &oif);
+	if (ret == FIB_TO_STACK || IS_DROP(ret))
+		return ret;
+	send_trace_notify(ctx, MONITOR_AGGREGATION, TRACE_TO_NETWORK, lxc_id(),
+			  SECLABEL, dst_label, 0, oif, tctx);
+	update_metrics(ctx->len, METRIC_EGRESS, REASON_FORWARDED);
+	return ret;
+}
+
 static __always_inline int handle_ipv4_from_lxc(struct __sk_buff *ctx,
 						__u32 *dst_id)
 {
@@ -153,6 +183,12 @@ static __always_inline int handle_ipv4_from_lxc(struct __sk_buff *ctx,
 		if (ROUTING_MODE == ROUTING_MODE_TUNNEL && tunnel_endpoint)
 			return encap_to_node4(ctx, tunnel_endpoint, dst_label,
 					      &tctx);
+		if (ROUTING_MODE == ROUTING_MODE_NATIVE &&
+		    (remote->flags & FLAG_HAS_TUNNEL_EP)) {
+			ret = fib_to_node4(ctx, dst_label, &tctx);
+			if (ret != FIB_TO_STACK)
+				return ret;
+		}
 	}
 
 	/* Native routing, or a destination outside the cluster's pods. */
@@ -256,18 +292,19 @@ int handle_policy(struct __sk_buff *ctx)
 static __always_inline __u32 stack_source_identity(__be32 saddr)
 {
 	struct endpoint_info *ep = lookup_ip4_endpoint(saddr);
-	struct remote_endpoint_info *remote;
 
 	if (ep && (ep->flags & ENDPOINT_F_HOST))
 		return HOST_ID;
-	remote = ipcache_lookup4(saddr);
-	if (remote && remote->sec_identity)
-		return remote->sec_identity;
-	return WORLD_ID;
+	return ipcache_source_identity4(saddr);
 }
 
+/*
+ * The source identity is only looked up when something uses it: a new
+ * conntrack entry stores it, a trace notification or a drop reports it.
+ * Established traffic that is not reported skips both map lookups.
+ */
 static __always_inline int handle_ipv4_to_lxc(struct __sk_buff *ctx,
-					      __u32 *src_label)
+					      __be32 *saddr, __u32 *src_label)
 {
 	struct trace_ctx tctx = {};
 	struct ct_packet pkt = {};
@@ -277,19 +314,28 @@ static __always_inline int handle_ipv4_to_lxc(struct __sk_buff *ctx,
 	ret = ipv4_load(ctx, &ip4);
 	if (IS_DROP(ret))
 		return ret;
-	*src_label = stack_source_identity(ip4->saddr);
+	*saddr = ip4->saddr;
 
 	ret = ct_extract4(ctx, ip4, &pkt);
 	if (IS_DROP(ret))
 		return ret;
-	ret = ct_process4(&pkt, CT_INGRESS, *src_label, &tctx);
-	if (IS_DROP(ret))
-		return ret;
+	ret = ct_lookup4(&pkt, CT_INGRESS, &tctx);
+	if (ret == CT_NEW) {
+		*src_label = stack_source_identity(*saddr);
+		ret = ct_create_new4(&pkt, *src_label, &tctx);
+		if (IS_DROP(ret))
+			return ret;
+	}
 
 	/* Ingress policy enforcement will slot in here. */
 
-	send_trace_notify(ctx, MONITOR_AGGREGATION, TRACE_TO_LXC, lxc_id(),
-			  *src_label, SECLABEL, lxc_id(), LXC_IFINDEX, &tctx);
+	if (trace_wanted(MONITOR_AGGREGATION, TRACE_TO_LXC, &tctx)) {
+		if (!*src_label)
+			*src_label = stack_source_identity(*saddr);
+		send_trace_notify(ctx, MONITOR_AGGREGATION, TRACE_TO_LXC,
+				  lxc_id(), *src_label, SECLABEL, lxc_id(),
+				  LXC_IFINDEX, &tctx);
+	}
 	update_metrics(ctx->len, METRIC_INGRESS, REASON_FORWARDED);
 	return TC_ACT_OK;
 }
@@ -298,15 +344,19 @@ SEC("classifier/to-container")
 int cil_to_container(struct __sk_buff *ctx)
 {
 	__u32 src_label = 0;
+	__be32 saddr = 0;
 	int ret;
 
 	if (ctx->protocol != bpf_htons(ETH_P_IP))
 		return TC_ACT_OK;
 
-	ret = handle_ipv4_to_lxc(ctx, &src_label);
-	if (IS_DROP(ret))
+	ret = handle_ipv4_to_lxc(ctx, &saddr, &src_label);
+	if (IS_DROP(ret)) {
+		if (saddr && !src_label)
+			src_label = stack_source_identity(saddr);
 		return send_drop_notify(ctx, lxc_id(), src_label, SECLABEL,
 					LXC_ID, ret, METRIC_INGRESS);
+	}
 	return ret;
 }
 

@@ -339,22 +339,22 @@ static __always_inline int ct_create4(const struct ct_packet *pkt,
 }
 
 /**
- * ct_process4 - look a packet up, account it and create missing entries
- * @pkt: the packet; its tuple is left in the packet's own orientation
+ * ct_lookup4 - look a packet up and account it to the entry it belongs to
+ * @pkt: the packet; its tuple is left in the packet's own orientation,
+ *       with the direction flag of @dir
  * @dir: CT_EGRESS (leaving an endpoint) or CT_INGRESS (entering one)
- * @src_sec_id: identity stored in a newly created entry
  * @tctx: receives the trace reason and the monitor decision
  *
- * Returns the ct_status (>= 0) or a negative DROP_* code.
+ * Returns CT_ESTABLISHED, CT_REPLY, or CT_NEW when no entry exists yet (the
+ * caller then creates one with ct_create_new4, which needs the identity of
+ * the connection's source).
  */
-static __always_inline int ct_process4(struct ct_packet *pkt,
-				       enum ct_dir dir, __u32 src_sec_id,
-				       struct trace_ctx *tctx)
+static __always_inline int ct_lookup4(struct ct_packet *pkt, enum ct_dir dir,
+				      struct trace_ctx *tctx)
 {
 	void *map = ct_map4(pkt->tuple.nexthdr);
 	struct ct_entry *entry;
 	__u32 now = bpf_now_sec();
-	int ret;
 
 	pkt->tuple.flags = dir == CT_INGRESS ? TUPLE_F_IN : TUPLE_F_OUT;
 
@@ -364,7 +364,8 @@ static __always_inline int ct_process4(struct ct_packet *pkt,
 			ct_account(entry, pkt, false, now);
 			tctx->reason = TRACE_REASON_POLICY;
 			tctx->monitor = 1;
-			return CT_NEW;
+			/* Reused in place: nothing to create. */
+			return CT_ESTABLISHED;
 		}
 		tctx->monitor = ct_account(entry, pkt, false, now);
 		tctx->reason = TRACE_REASON_CT_ESTABLISHED;
@@ -379,11 +380,49 @@ static __always_inline int ct_process4(struct ct_packet *pkt,
 		tctx->reason = TRACE_REASON_CT_REPLY;
 		return CT_REPLY;
 	}
+	return CT_NEW;
+}
 
-	ret = ct_create4(pkt, src_sec_id, now);
+/**
+ * ct_create_new4 - create the entry of a packet ct_lookup4 found CT_NEW
+ * @pkt: the packet as ct_lookup4 left it
+ * @src_sec_id: identity of the connection's source, stored in the entry
+ * @tctx: receives the trace reason and the monitor decision
+ *
+ * Returns CT_NEW or DROP_CT_CREATE_FAILED.
+ */
+static __always_inline int ct_create_new4(const struct ct_packet *pkt,
+					  __u32 src_sec_id,
+					  struct trace_ctx *tctx)
+{
+	int ret;
+
+	ret = ct_create4(pkt, src_sec_id, bpf_now_sec());
 	if (IS_DROP(ret))
 		return ret;
 	tctx->reason = TRACE_REASON_POLICY;
 	tctx->monitor = 1;
 	return CT_NEW;
+}
+
+/**
+ * ct_process4 - look a packet up, account it and create missing entries
+ * @pkt: the packet; its tuple is left in the packet's own orientation
+ * @dir: CT_EGRESS (leaving an endpoint) or CT_INGRESS (entering one)
+ * @src_sec_id: identity stored in a newly created entry
+ * @tctx: receives the trace reason and the monitor decision
+ *
+ * Returns the ct_status (>= 0) or a negative DROP_* code. A closing TCP
+ * entry reused by a fresh SYN is reported as CT_ESTABLISHED with the
+ * reason of a new connection.
+ */
+static __always_inline int ct_process4(struct ct_packet *pkt,
+				       enum ct_dir dir, __u32 src_sec_id,
+				       struct trace_ctx *tctx)
+{
+	int ret = ct_lookup4(pkt, dir, tctx);
+
+	if (ret != CT_NEW)
+		return ret;
+	return ct_create_new4(pkt, src_sec_id, tctx);
 }

@@ -93,3 +93,19 @@ ipcache_tunnel_endpoint4(const struct remote_endpoint_info *info)
 		return 0;
 	return info->tunnel_endpoint;
 }
+
+/**
+ * ipcache_source_identity4 - security identity of a packet's source
+ * @saddr: source IPv4 address, network byte order
+ *
+ * The ipcache's identity for an address the cluster knows, world for any
+ * other.
+ */
+static __always_inline __u32 ipcache_source_identity4(__be32 saddr)
+{
+	struct remote_endpoint_info *remote = ipcache_lookup4(saddr);
+
+	if (remote && remote->sec_identity)
+		return remote->sec_identity;
+	return WORLD_ID;
+}

@@ -1,5 +1,6 @@
 //! Compiles the datapath objects (`bpf/bpf_lxc.c` for endpoints,
-//! `bpf/bpf_overlay.c` for the tunnel device) with clang into `OUT_DIR`,
+//! `bpf/bpf_overlay.c` for the tunnel device, `bpf/bpf_host.c` for the
+//! underlay device) with clang into `OUT_DIR`,
 //! where `src/loader.rs` embeds them. Set `CLANG` to use another compiler.
 
 use std::{
@@ -11,7 +12,7 @@ use std::{
 use anyhow::{bail, Context, Result};
 
 /// The objects to build: `bpf/<name>.c` becomes `$OUT_DIR/<name>.o`.
-const OBJECTS: [&str; 2] = ["bpf_lxc", "bpf_overlay"];
+const OBJECTS: [&str; 3] = ["bpf_lxc", "bpf_overlay", "bpf_host"];
 
 /// Every file under `dir` (recursively), for `rerun-if-changed`.
 fn sources(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {

@@ -54,9 +54,12 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         .context("node address task panicked")??;
 
     let prepare_config = config.clone();
-    let prepared = tokio::task::spawn_blocking(move || prepare(prepare_config, pod_cidr))
-        .await
-        .context("start-up task panicked")??;
+    let underlay_device = underlay.as_ref().map(|u| u.device.clone());
+    let prepared = tokio::task::spawn_blocking(move || {
+        prepare(prepare_config, pod_cidr, underlay_device.as_deref())
+    })
+    .await
+    .context("start-up task panicked")??;
     let node_ip = underlay.as_ref().map_or(prepared.router_ip, |u| u.address);
     let route_device = underlay.map(|u| u.device).unwrap_or_default();
 
@@ -205,7 +208,12 @@ struct Prepared {
 }
 
 /// Everything that needs syscalls before serving: state, devices, datapath, restore.
-fn prepare(config: AgentConfig, pod_cidr: Ipv4Net) -> anyhow::Result<Prepared> {
+/// `underlay_device` (none on a node without one) gets the host device program.
+fn prepare(
+    config: AgentConfig,
+    pod_cidr: Ipv4Net,
+    underlay_device: Option<&str>,
+) -> anyhow::Result<Prepared> {
     let mut ipam: Ipam =
         HostScopeAllocator::open(pod_cidr, IpamFileStore::new(config.ipam_state_file()))
             .context("opening IPAM state")?;
@@ -236,6 +244,11 @@ fn prepare(config: AgentConfig, pod_cidr: Ipv4Net) -> anyhow::Result<Prepared> {
         datapath
             .attach_overlay(device)
             .with_context(|| format!("attaching the overlay program to {device}"))?;
+    }
+    if let Some(device) = underlay_device {
+        datapath
+            .attach_host_device(device)
+            .with_context(|| format!("attaching the host device program to {device}"))?;
     }
     datapath
         .upsert_host_ip(router_ip)

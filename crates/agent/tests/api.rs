@@ -21,16 +21,18 @@ struct Node {
 
 impl Node {
     fn new() -> Node {
-        let suffix = format!(
-            "{:x}",
-            std::process::id() ^ Instant::now().elapsed().subsec_nanos()
-        );
-        let netns = format!("cilt-ag{suffix}");
-        let status = Command::new("ip")
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let netns = format!("cilt-ag{:x}-{n}", std::process::id());
+        let out = Command::new("ip")
             .args(["netns", "add", &netns])
-            .status()
+            .output()
             .expect("ip netns add");
-        assert!(status.success(), "creating {netns} (are we root?)");
+        assert!(
+            out.status.success(),
+            "creating {netns}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         Node {
             bpf_root: PathBuf::from(format!("/sys/fs/bpf/{netns}")),
             netns,

@@ -1,7 +1,7 @@
 //! The facade the agent drives: open the node's datapath state, install,
 //! regenerate and remove endpoints, register host addresses, mirror the
-//! cluster's ipcache, attach the tunnel device's program, read events and
-//! collect expired conntrack entries.
+//! cluster's ipcache, attach the tunnel and underlay devices' programs,
+//! read events and collect expired conntrack entries.
 //!
 //! All state lives in bpffs under the configured root, so a restarted agent
 //! (a new [`Datapath::open`]) finds its maps, attached programs and policy
@@ -14,6 +14,7 @@ use std::{
     sync::{Mutex, MutexGuard},
 };
 
+use aya::programs::SchedClassifier;
 use ipnet::Ipv4Net;
 use thiserror::Error;
 
@@ -26,7 +27,7 @@ use crate::{
     bpffs::{BpfPaths, BpffsError},
     event_reader::{EventReader, EventReaderError},
     loader::{
-        self, EndpointGlobals, EndpointObject, EndpointProgram, LoaderError, MapSizes,
+        self, EndpointGlobals, EndpointObject, EndpointProgram, HostObject, LoaderError, MapSizes,
         OverlayObject,
     },
     maps::{
@@ -531,27 +532,11 @@ impl Datapath {
     /// while the agent is away. Idempotent.
     pub fn attach_overlay(&self, ifname: &str) -> Result<(), DatapathError> {
         let mut object = self.load_overlay()?;
-        let dir = self.paths.device(ifname);
-        std::fs::create_dir_all(&dir).map_err(|source| DatapathError::PinDir {
-            path: dir.clone(),
-            source,
-        })?;
         let program = object.program_mut().map_err(|source| DatapathError::Load {
             what: "the overlay".to_string(),
             source,
         })?;
-        attach::attach(
-            self.mode,
-            &dir,
-            ifname,
-            Hook::Ingress,
-            program,
-            OverlayObject::FROM_OVERLAY,
-        )
-        .map_err(|source| DatapathError::AttachDevice {
-            ifname: ifname.to_string(),
-            source,
-        })?;
+        self.attach_device(ifname, program, OverlayObject::FROM_OVERLAY)?;
         tracing::info!(%ifname, mode = %self.mode, "overlay datapath attached");
         Ok(())
     }
@@ -559,9 +544,85 @@ impl Datapath {
     /// Detaches `cil_from_overlay` from `ifname` and removes its pins.
     /// Idempotent; keeps going on failure and reports every failure.
     pub fn detach_overlay(&self, ifname: &str) -> Result<(), DatapathError> {
+        self.detach_device(ifname)?;
+        tracing::info!(%ifname, "overlay datapath detached");
+        Ok(())
+    }
+
+    /// Whether device `ifname` has a pinned overlay attachment.
+    pub fn overlay_attached(&self, ifname: &str) -> bool {
+        attach::has_pins(&self.paths.device(ifname))
+    }
+
+    /// Loads `bpf_host.o` (nothing attached yet).
+    pub fn load_host(&self) -> Result<HostObject, DatapathError> {
+        loader::load_host(
+            &self.paths,
+            &self.map_sizes,
+            self.config.monitor_aggregation,
+        )
+        .map_err(|source| DatapathError::Load {
+            what: "the host device".to_string(),
+            source,
+        })
+    }
+
+    /// Attaches `cil_from_netdev` to the ingress of the node's underlay
+    /// device `ifname` (replacing a previous attachment atomically) and pins
+    /// the attachment under `<bpf_root>/devices/<ifname>/`, so it keeps
+    /// working while the agent is away. Idempotent. Plain IPv4 for a local
+    /// endpoint then goes straight to it; everything else (ARP, the node's
+    /// own traffic, VXLAN) reaches the stack as before, so this suits both
+    /// routing modes.
+    pub fn attach_host_device(&self, ifname: &str) -> Result<(), DatapathError> {
+        let mut object = self.load_host()?;
+        let program = object.program_mut().map_err(|source| DatapathError::Load {
+            what: "the host device".to_string(),
+            source,
+        })?;
+        self.attach_device(ifname, program, HostObject::FROM_NETDEV)?;
+        tracing::info!(%ifname, mode = %self.mode, "host device datapath attached");
+        Ok(())
+    }
+
+    /// Detaches `cil_from_netdev` from `ifname` and removes its pins.
+    /// Idempotent; keeps going on failure and reports every failure.
+    pub fn detach_host_device(&self, ifname: &str) -> Result<(), DatapathError> {
+        self.detach_device(ifname)?;
+        tracing::info!(%ifname, "host device datapath detached");
+        Ok(())
+    }
+
+    /// Whether device `ifname` has a pinned host device attachment.
+    pub fn host_device_attached(&self, ifname: &str) -> bool {
+        attach::has_pins(&self.paths.device(ifname))
+    }
+
+    /// Attaches `program` to the ingress of node device `ifname`, pinned
+    /// under `<bpf_root>/devices/<ifname>/`.
+    fn attach_device(
+        &self,
+        ifname: &str,
+        program: &mut SchedClassifier,
+        name: &'static str,
+    ) -> Result<(), DatapathError> {
+        let dir = self.paths.device(ifname);
+        std::fs::create_dir_all(&dir).map_err(|source| DatapathError::PinDir {
+            path: dir.clone(),
+            source,
+        })?;
+        attach::attach(self.mode, &dir, ifname, Hook::Ingress, program, name).map_err(|source| {
+            DatapathError::AttachDevice {
+                ifname: ifname.to_string(),
+                source,
+            }
+        })
+    }
+
+    /// Detaches whatever is pinned for node device `ifname`.
+    fn detach_device(&self, ifname: &str) -> Result<(), DatapathError> {
         let errors = attach::detach(&self.paths.device(ifname), Some(ifname));
         if errors.is_empty() {
-            tracing::info!(%ifname, "overlay datapath detached");
             return Ok(());
         }
         let failures = errors
@@ -575,11 +636,6 @@ impl Datapath {
             ifname: ifname.to_string(),
             failures: Failures(failures),
         })
-    }
-
-    /// Whether device `ifname` has a pinned overlay attachment.
-    pub fn overlay_attached(&self, ifname: &str) -> bool {
-        attach::has_pins(&self.paths.device(ifname))
     }
 
     /// A reader of the datapath's events. Call inside a tokio runtime.

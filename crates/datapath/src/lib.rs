@@ -1,7 +1,8 @@
-//! The eBPF datapath: `bpf/bpf_lxc.c` and `bpf/bpf_overlay.c`, compiled by
-//! `build.rs` and embedded here. `bpf_lxc` is loaded with aya per endpoint
-//! with load-time globals and attached to the host side of each pod's veth;
-//! `bpf_overlay` is attached to the node's tunnel device. They share
+//! The eBPF datapath: `bpf/bpf_lxc.c`, `bpf/bpf_overlay.c` and
+//! `bpf/bpf_host.c`, compiled by `build.rs` and embedded here. `bpf_lxc` is
+//! loaded with aya per endpoint with load-time globals and attached to the
+//! host side of each pod's veth; `bpf_overlay` is attached to the node's
+//! tunnel device, `bpf_host` to its underlay device. They share
 //! node-wide maps pinned under `<bpf_root>/tc/globals` (`cilium_lxc`,
 //! `cilium_ipcache`, conntrack, `cilium_metrics`, `cilium_events`,
 //! `cilium_call_policy`).
@@ -26,5 +27,7 @@ pub use attach::{AttachError, AttachMode, AttachPreference, Hook};
 pub use datapath::{Datapath, DatapathConfig, DatapathError, EndpointDatapathConfig, Failures};
 pub use event_reader::{EventReader, EventReaderError};
 pub use events::{DatapathEvent, DropEvent, EventHeader, EventParseError, TraceEvent};
-pub use loader::{EndpointObject, EndpointProgram, LoaderError, MapSizes, OverlayObject};
+pub use loader::{
+    EndpointObject, EndpointProgram, HostObject, LoaderError, MapSizes, OverlayObject,
+};
 pub use routing::{Routing, RoutingError};

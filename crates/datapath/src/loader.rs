@@ -1,7 +1,8 @@
 //! Loading the embedded objects: `bpf_lxc.o` once to create (or reopen) the
 //! pinned node-wide maps and once per endpoint with that endpoint's
-//! load-time globals, and `bpf_overlay.o` once per node for the tunnel
-//! device; every object shares those pinned maps.
+//! load-time globals, `bpf_overlay.o` once per node for the tunnel device
+//! and `bpf_host.o` once per node for the underlay device; every object
+//! shares those pinned maps.
 
 use std::net::Ipv4Addr;
 
@@ -21,9 +22,13 @@ static BPF_LXC_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR
 /// The compiled tunnel device datapath (`bpf/bpf_overlay.c`).
 static BPF_OVERLAY_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/bpf_overlay.o"));
+/// The compiled underlay device datapath (`bpf/bpf_host.c`).
+static BPF_HOST_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/bpf_host.o"));
 
 const BPF_LXC: &str = "bpf_lxc.o";
 const BPF_OVERLAY: &str = "bpf_overlay.o";
+const BPF_HOST: &str = "bpf_host.o";
 
 /// Failures loading a datapath object or its programs.
 #[derive(Debug, Error)]
@@ -194,6 +199,33 @@ impl OverlayObject {
     }
 }
 
+/// `bpf_host.o` loaded for the node's underlay device: `cil_from_netdev` is
+/// loaded into the kernel and uses the pinned node-wide maps.
+pub struct HostObject {
+    ebpf: Ebpf,
+}
+
+impl std::fmt::Debug for HostObject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostObject").finish_non_exhaustive()
+    }
+}
+
+impl HostObject {
+    /// The C function name of the underlay device's ingress program.
+    pub const FROM_NETDEV: &'static str = "cil_from_netdev";
+
+    /// `cil_from_netdev`.
+    pub fn program(&self) -> Result<&SchedClassifier, LoaderError> {
+        classifier(&self.ebpf, BPF_HOST, Self::FROM_NETDEV)
+    }
+
+    /// `cil_from_netdev`, mutably (for attaching).
+    pub(crate) fn program_mut(&mut self) -> Result<&mut SchedClassifier, LoaderError> {
+        classifier_mut(&mut self.ebpf, BPF_HOST, Self::FROM_NETDEV)
+    }
+}
+
 fn classifier<'a>(
     ebpf: &'a Ebpf,
     object: &'static str,
@@ -312,5 +344,20 @@ pub fn load_overlay(
     })?;
     let mut object = OverlayObject { ebpf };
     load_classifier(object.program_mut()?, OverlayObject::FROM_OVERLAY)?;
+    Ok(object)
+}
+
+/// Loads `bpf_host.o` with the node's trace aggregation level and loads
+/// `cil_from_netdev` into the kernel, on the pinned node-wide maps.
+pub fn load_host(
+    paths: &BpfPaths,
+    sizes: &MapSizes,
+    monitor_aggregation: u32,
+) -> Result<HostObject, LoaderError> {
+    let ebpf = parse_object(BPF_HOST, BPF_HOST_OBJECT, paths, sizes, |loader| {
+        loader.override_global("MONITOR_AGGREGATION", &monitor_aggregation, true);
+    })?;
+    let mut object = HostObject { ebpf };
+    load_classifier(object.program_mut()?, HostObject::FROM_NETDEV)?;
     Ok(object)
 }

@@ -6,6 +6,7 @@
 mod attach;
 mod capture;
 mod common;
+mod host_device;
 mod multinode;
 mod routing;
 mod test_run;

@@ -2,8 +2,10 @@
 //! datapath and bpffs root, joined by a veth underlay (192.0.2.0/24), one
 //! pod on each. Tunnel mode: pods talk through `cilium_vxlan` devices and the
 //! capture on the underlay shows UDP 8472 with the sender's identity as VNI.
-//! Native mode: the node stacks route plain packets over the underlay and
-//! the receiver takes the source identity from its ipcache.
+//! Native mode: the sender routes plain packets over the underlay by a FIB
+//! lookup from BPF, the receiver's underlay program hands them to the pod's
+//! policy program with the source identity from its ipcache. Both modes run
+//! with the underlay program attached, as the agent does.
 
 use std::net::Ipv4Addr;
 
@@ -185,6 +187,9 @@ impl Cluster {
                     dp.attach_overlay(VXLAN)
                         .unwrap_or_else(|err| panic!("attaching the overlay: {}", chain(&err)));
                 }
+                // As the agent does in both modes.
+                dp.attach_host_device(UNDERLAY)
+                    .unwrap_or_else(|err| panic!("attaching the host device: {}", chain(&err)));
                 dp
             }
         });
@@ -353,6 +358,14 @@ fn native_mode_routes_plain_packets_and_the_receiver_asks_the_ipcache() {
     assert!(
         delivered.iter().any(|t| t.dst_identity == b.ep.identity),
         "B's pod received A's packet with A's identity: {events_b:#?}"
+    );
+    let events_a = drain_events(&a.dp);
+    let to_network = trace_at(&events_a, ObservationPoint::TO_NETWORK, a.ep.identity);
+    assert!(
+        to_network
+            .iter()
+            .any(|t| t.dst_identity == b.ep.identity && t.ifindex == a.ns.ifindex(UNDERLAY)),
+        "A sent its pod's packet straight out of the underlay device: {events_a:#?}"
     );
     assert_receiver_tracked(b, a);
     assert_receiver_tracked(a, b);
