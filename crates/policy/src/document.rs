@@ -108,7 +108,7 @@ fn invalid(path: &str, violation: Violation) -> DocumentError {
 }
 
 /// The three policy kinds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum PolicyKind {
     /// `cilium.io/v2` CiliumNetworkPolicy (namespaced).
     CiliumNetworkPolicy,

@@ -4,8 +4,10 @@
 //! validate them, namespace-scoped as Cilium scopes them, and (for
 //! NetworkPolicy) translated into Cilium rules as Cilium translates them.
 //!
-//! The crate is pure: no I/O beyond the text it is given. Enforcement builds
-//! on [`Rule`], [`EndpointSelector::matches`] and [`EnforcementMode`].
+//! The crate is pure: no I/O beyond the text it is given. Rules go into a
+//! [`Repository`]; a [`SelectorCache`] over an [`IdentityView`] says what
+//! their peers select; [`resolve`] turns both into one endpoint's desired
+//! policy map state ([`EndpointPolicy`]), and [`trace`] explains a verdict.
 //!
 //! ```
 //! let docs = cilium_policy::parse_documents("policy.yaml", r#"
@@ -27,26 +29,38 @@
 mod document;
 mod enforcement;
 mod file;
+mod identities;
 mod l7;
 mod labels;
+mod mapstate;
 mod netpol;
 mod peers;
 mod ports;
+mod repository;
+mod resolve;
 mod rule;
 mod scope;
 mod selector;
+mod selector_cache;
+mod trace;
 mod validate;
 mod violation;
 
 pub use document::{DocumentError, Policy, PolicyDocument, PolicyKind, DEFAULT_NAMESPACE};
 pub use enforcement::{EnforcementMode, EnforcementModeError};
 pub use file::{parse_documents, PolicyError};
+pub use identities::{
+    IdentityView, IDENTITY_HEALTH, IDENTITY_HOST, IDENTITY_INGRESS, IDENTITY_INIT,
+    IDENTITY_KUBE_APISERVER, IDENTITY_REMOTE_NODE, IDENTITY_UNMANAGED, IDENTITY_WORLD,
+    RESERVED_IDENTITIES,
+};
 pub use l7::{HeaderMatch, HttpRule, KafkaRule, L7Rules, MismatchAction};
 pub use labels::{
     Label, Labels, NAMESPACE_LABELS_PREFIX, POD_NAMESPACE_LABEL, POLICY_DERIVED_FROM_LABEL,
     POLICY_NAMESPACE_LABEL, POLICY_NAME_LABEL, POLICY_UID_LABEL, SOURCE_ANY, SOURCE_K8S,
     SOURCE_RESERVED, SOURCE_UNSPEC,
 };
+pub use mapstate::{port_blocks, proto, EndpointPolicy, PolicyEntry, PolicyKey};
 pub use netpol::{
     IpBlock, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
     NetworkPolicyPort, NetworkPolicySpec, PolicyType,
@@ -59,10 +73,14 @@ pub use ports::{
     EnvoyConfigRef, IcmpFamily, IcmpField, IcmpRule, IcmpType, Listener, Port, PortDenyRule,
     PortError, PortProtocol, PortRule, PortSpec, Protocol, SecretRef, TlsContext,
 };
+pub use repository::{PolicySource, Repository, RuleRef};
+pub use resolve::{resolve, rule_selectors, rule_selects, NamedPorts, ResolveOptions};
 pub use rule::{
     DefaultDeny, EgressDenyRule, EgressRule, IngressDenyRule, IngressRule, LogConfig, Rule,
 };
 pub use selector::{
     canonical_key, EndpointSelector, LabelSelector, LabelSelectorRequirement, Operator,
 };
+pub use selector_cache::{PeerSelector, Selection, SelectorCache};
+pub use trace::{trace, Verdict};
 pub use violation::Violation;
