@@ -18,6 +18,11 @@
  *   handle_policy       tail-call target in cilium_call_policy[LXC_ID]: local
  *                       delivery into this endpoint from anywhere
  *
+ * Policy (lib/policy.h) is checked on the first packet of a connection
+ * only, after conntrack: egress in cil_from_container against the
+ * destination's identity, ingress in handle_policy and cil_to_container
+ * against the source's. Replies and established connections pass.
+ *
  * Every per-endpoint value is a load-time global (set by the agent when it
  * loads the object), so one compiled object serves every endpoint. The
  * node-wide ROUTING_MODE and TUNNEL_IFINDEX are globals too, the same for
@@ -39,6 +44,7 @@
 #include "lib/encap.h"
 #include "lib/fib.h"
 #include "lib/local_delivery.h"
+#include "lib/policy.h"
 #include "lib/layout.h"
 
 #define THIS_SOURCE_FILE	SOURCE_FILE_BPF_LXC
@@ -141,8 +147,31 @@ static __always_inline int fib_to_node4(struct __sk_buff *ctx, __u32 dst_label,
 	return ret;
 }
 
+/*
+ * Identity of a remote address: host for the node's own addresses, the
+ * ipcache's identity for any address the cluster knows (local and remote
+ * pods), world otherwise.
+ */
+static __always_inline __u32 remote_identity4(__be32 addr)
+{
+	struct endpoint_info *ep = lookup_ip4_endpoint(addr);
+
+	if (ep && (ep->flags & ENDPOINT_F_HOST))
+		return HOST_ID;
+	return ipcache_source_identity4(addr);
+}
+
+/*
+ * Whether conntrack saw the first packet of a connection: no entry, or a
+ * closed entry a fresh SYN reopened.
+ */
+static __always_inline bool ct_is_new(int ct_ret, const struct trace_ctx *tctx)
+{
+	return ct_ret == CT_NEW || tctx->reason == TRACE_REASON_POLICY;
+}
+
 static __always_inline int handle_ipv4_from_lxc(struct __sk_buff *ctx,
-						__u32 *dst_id)
+						__u32 *dst_id, __u32 *dst_sec)
 {
 	struct remote_endpoint_info *remote;
 	struct trace_ctx tctx = {};
@@ -163,11 +192,18 @@ static __always_inline int handle_ipv4_from_lxc(struct __sk_buff *ctx,
 	ret = ct_extract4(ctx, ip4, &pkt);
 	if (IS_DROP(ret))
 		return ret;
-	ret = ct_process4(&pkt, CT_EGRESS, SECLABEL, &tctx);
-	if (IS_DROP(ret))
-		return ret;
-
-	/* Egress policy enforcement will slot in here. */
+	ret = ct_lookup4(&pkt, CT_EGRESS, &tctx);
+	if (ct_is_new(ret, &tctx)) {
+		*dst_sec = remote_identity4(daddr);
+		ret = policy_check_new4(ctx, lxc_id(), *dst_sec, true, &pkt);
+		if (IS_DROP(ret))
+			return ret;
+	}
+	if (ret == CT_NEW) {
+		ret = ct_create_new4(&pkt, SECLABEL, &tctx);
+		if (IS_DROP(ret))
+			return ret;
+	}
 
 	ep = lookup_ip4_endpoint(daddr);
 	if (ep && !(ep->flags & ENDPOINT_F_HOST)) {
@@ -201,7 +237,7 @@ static __always_inline int handle_ipv4_from_lxc(struct __sk_buff *ctx,
 SEC("classifier/from-container")
 int cil_from_container(struct __sk_buff *ctx)
 {
-	__u32 dst_id = 0;
+	__u32 dst_id = 0, dst_sec = 0;
 	int ret;
 
 	send_trace_notify(ctx, MONITOR_AGGREGATION, TRACE_FROM_LXC, lxc_id(),
@@ -211,7 +247,7 @@ int cil_from_container(struct __sk_buff *ctx)
 	case ETH_P_ARP:
 		return handle_arp_from_lxc(ctx);
 	case ETH_P_IP:
-		ret = handle_ipv4_from_lxc(ctx, &dst_id);
+		ret = handle_ipv4_from_lxc(ctx, &dst_id, &dst_sec);
 		break;
 	default:
 		ret = DROP_UNKNOWN_L3;
@@ -219,8 +255,8 @@ int cil_from_container(struct __sk_buff *ctx)
 	}
 
 	if (IS_DROP(ret))
-		return send_drop_notify(ctx, lxc_id(), SECLABEL, 0, dst_id, ret,
-					METRIC_EGRESS);
+		return send_drop_notify(ctx, lxc_id(), SECLABEL, dst_sec, dst_id,
+					ret, METRIC_EGRESS);
 	return ret;
 }
 
@@ -243,11 +279,17 @@ static __always_inline int ipv4_to_endpoint(struct __sk_buff *ctx,
 	ret = ct_extract4(ctx, ip4, &pkt);
 	if (IS_DROP(ret))
 		return ret;
-	ret = ct_process4(&pkt, CT_INGRESS, src_label, &tctx);
-	if (IS_DROP(ret))
-		return ret;
-
-	/* Ingress policy enforcement will slot in here. */
+	ret = ct_lookup4(&pkt, CT_INGRESS, &tctx);
+	if (ct_is_new(ret, &tctx)) {
+		ret = policy_check_new4(ctx, lxc_id(), src_label, false, &pkt);
+		if (IS_DROP(ret))
+			return ret;
+	}
+	if (ret == CT_NEW) {
+		ret = ct_create_new4(&pkt, src_label, &tctx);
+		if (IS_DROP(ret))
+			return ret;
+	}
 
 	ret = ipv4_load(ctx, &ip4);
 	if (IS_DROP(ret))
@@ -285,20 +327,6 @@ int handle_policy(struct __sk_buff *ctx)
 }
 
 /*
- * Identity of a source reaching the pod through the node's stack: host for
- * the node's own addresses, the ipcache's identity for any address the
- * cluster knows (remote pods in native routing), world otherwise.
- */
-static __always_inline __u32 stack_source_identity(__be32 saddr)
-{
-	struct endpoint_info *ep = lookup_ip4_endpoint(saddr);
-
-	if (ep && (ep->flags & ENDPOINT_F_HOST))
-		return HOST_ID;
-	return ipcache_source_identity4(saddr);
-}
-
-/*
  * The source identity is only looked up when something uses it: a new
  * conntrack entry stores it, a trace notification or a drop reports it.
  * Established traffic that is not reported skips both map lookups.
@@ -320,18 +348,21 @@ static __always_inline int handle_ipv4_to_lxc(struct __sk_buff *ctx,
 	if (IS_DROP(ret))
 		return ret;
 	ret = ct_lookup4(&pkt, CT_INGRESS, &tctx);
+	if (ct_is_new(ret, &tctx)) {
+		*src_label = remote_identity4(*saddr);
+		ret = policy_check_new4(ctx, lxc_id(), *src_label, false, &pkt);
+		if (IS_DROP(ret))
+			return ret;
+	}
 	if (ret == CT_NEW) {
-		*src_label = stack_source_identity(*saddr);
 		ret = ct_create_new4(&pkt, *src_label, &tctx);
 		if (IS_DROP(ret))
 			return ret;
 	}
 
-	/* Ingress policy enforcement will slot in here. */
-
 	if (trace_wanted(MONITOR_AGGREGATION, TRACE_TO_LXC, &tctx)) {
 		if (!*src_label)
-			*src_label = stack_source_identity(*saddr);
+			*src_label = remote_identity4(*saddr);
 		send_trace_notify(ctx, MONITOR_AGGREGATION, TRACE_TO_LXC,
 				  lxc_id(), *src_label, SECLABEL, lxc_id(),
 				  LXC_IFINDEX, &tctx);
@@ -353,7 +384,7 @@ int cil_to_container(struct __sk_buff *ctx)
 	ret = handle_ipv4_to_lxc(ctx, &saddr, &src_label);
 	if (IS_DROP(ret)) {
 		if (saddr && !src_label)
-			src_label = stack_source_identity(saddr);
+			src_label = remote_identity4(saddr);
 		return send_drop_notify(ctx, lxc_id(), src_label, SECLABEL,
 					LXC_ID, ret, METRIC_INGRESS);
 	}

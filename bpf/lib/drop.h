@@ -24,6 +24,7 @@
 #define DROP_CT_CREATE_FAILED	-155
 #define DROP_FRAG_NOSUPPORT	-157
 #define DROP_INVALID_IDENTITY	-171
+#define DROP_POLICY_DENY	-181
 #define DROP_TTL_EXCEEDED	-196
 
 /* Layout version of struct drop_notify as emitted here. */

@@ -16,6 +16,7 @@
 #include "metrics.h"
 #include "trace.h"
 #include "drop.h"
+#include "policy.h"
 
 #define ASSERT_LAYOUT(type, size) \
 	_Static_assert(sizeof(type) == (size), #type " size changed: update abi.rs")
@@ -95,3 +96,29 @@ ASSERT_OFFSET(struct drop_notify, line, 28);
 ASSERT_OFFSET(struct drop_notify, file, 30);
 ASSERT_OFFSET(struct drop_notify, ext_error, 31);
 ASSERT_OFFSET(struct drop_notify, ifindex, 32);
+
+ASSERT_LAYOUT(struct policy_key, 12);
+ASSERT_OFFSET(struct policy_key, sec_label, 4);
+ASSERT_OFFSET(struct policy_key, protocol, 9);
+ASSERT_OFFSET(struct policy_key, dport, 10);
+_Static_assert(POLICY_FULL_PREFIX ==
+	       8 * (sizeof(struct policy_key) - sizeof(struct bpf_lpm_trie_key_hdr)),
+	       "POLICY_FULL_PREFIX must cover the whole key");
+
+ASSERT_LAYOUT(struct policy_entry, 12);
+ASSERT_OFFSET(struct policy_entry, proxy_port_priority, 4);
+ASSERT_OFFSET(struct policy_entry, pad1, 5);
+ASSERT_OFFSET(struct policy_entry, pad2, 6);
+ASSERT_OFFSET(struct policy_entry, cookie, 8);
+
+ASSERT_LAYOUT(struct policy_verdict_notify, 40);
+ASSERT_OFFSET(struct policy_verdict_notify, remote_label, 16);
+ASSERT_OFFSET(struct policy_verdict_notify, verdict, 20);
+ASSERT_OFFSET(struct policy_verdict_notify, dst_port, 24);
+ASSERT_OFFSET(struct policy_verdict_notify, src_port, 26);
+ASSERT_OFFSET(struct policy_verdict_notify, proto, 28);
+ASSERT_OFFSET(struct policy_verdict_notify, dir, 29);
+ASSERT_OFFSET(struct policy_verdict_notify, match_type, 30);
+ASSERT_OFFSET(struct policy_verdict_notify, audited, 31);
+ASSERT_OFFSET(struct policy_verdict_notify, auth_type, 32);
+ASSERT_OFFSET(struct policy_verdict_notify, cookie, 36);

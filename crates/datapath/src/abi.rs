@@ -31,10 +31,35 @@ pub const EVENTS_MAP: &str = "cilium_events";
 /// Name of the IP → identity / tunnel endpoint LPM trie (`bpf/lib/ipcache.h`).
 pub const IPCACHE_MAP: &str = "cilium_ipcache";
 
+/// ELF name of the per-endpoint policy map (`bpf/lib/policy.h`); each
+/// endpoint's instance is pinned as [`policy_map_name`].
+pub const POLICY_MAP: &str = "cilium_policy_v2";
+/// Name of the per-endpoint enforcement switches, indexed by endpoint id
+/// (`bpf/lib/policy.h`).
+pub const POLICY_ENFORCEMENT_MAP: &str = "cilium_policy_enforcement";
+
+/// The pinned name of endpoint `id`'s policy map, `cilium_policy_v2_00042`.
+pub fn policy_map_name(id: u16) -> String {
+    format!("{POLICY_MAP}_{id:05}")
+}
+
 /// `ENDPOINTS_MAP_SIZE`: capacity of `cilium_lxc`.
 pub const ENDPOINTS_MAP_SIZE: u32 = 65535;
 /// `POLICY_PROG_MAP_SIZE`: endpoint ids must be below this.
 pub const POLICY_PROG_MAP_SIZE: u32 = 4096;
+/// `POLICY_MAP_SIZE`: capacity of each endpoint's policy map.
+pub const POLICY_MAP_SIZE: u32 = 16_384;
+/// `POLICY_FULL_PREFIX`: key bits after the trie header.
+pub const POLICY_FULL_PREFIX: u32 = 64;
+/// `POLICY_IDENTITY_PREFIX`: prefix bits of the identity and direction,
+/// which every policy entry has.
+pub const POLICY_IDENTITY_PREFIX: u32 = 40;
+/// `LPM_PROTO_PREFIX_BITS`: L4 prefix bits naming the protocol only.
+pub const LPM_PROTO_PREFIX_BITS: u8 = 8;
+/// `POLICY_F_INGRESS`: the endpoint enforces ingress policy.
+pub const POLICY_F_INGRESS: u32 = 1;
+/// `POLICY_F_EGRESS`: the endpoint enforces egress policy.
+pub const POLICY_F_EGRESS: u32 = 2;
 /// `CT_MAP_SIZE_TCP`: default capacity of `cilium_ct4_global`.
 pub const CT_MAP_SIZE_TCP: u32 = 524_288;
 /// `CT_MAP_SIZE_ANY`: default capacity of `cilium_ct_any4_global`.
@@ -88,6 +113,10 @@ pub const TRACE_PAYLOAD_LEN: usize = 128;
 pub const CILIUM_NOTIFY_DROP: u8 = 1;
 /// `CILIUM_NOTIFY_TRACE`: type of a trace notification.
 pub const CILIUM_NOTIFY_TRACE: u8 = 4;
+/// `CILIUM_NOTIFY_POLICY_VERDICT`: type of a policy-verdict notification.
+pub const CILIUM_NOTIFY_POLICY_VERDICT: u8 = 5;
+/// `NOTIFY_POLICY_VER`: layout version of [`PolicyVerdictNotify`].
+pub const NOTIFY_POLICY_VER: u16 = 1;
 /// `NOTIFY_TRACE_VER`: layout version of [`TraceNotify`].
 pub const NOTIFY_TRACE_VER: u16 = 1;
 /// `NOTIFY_DROP_VER`: layout version of [`DropNotify`].
@@ -458,6 +487,104 @@ pub struct DropNotify {
     pub ifindex: u32,
 }
 
+/// `struct policy_key` (`bpf/lib/policy.h`) after its leading
+/// `struct bpf_lpm_trie_key_hdr`: key of an endpoint's policy map (offsets
+/// here are the C ones minus 4; aya's `Key` supplies the prefix length).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct PolicyKey {
+    /// Remote security identity, 0 = any.
+    pub sec_label: u32,
+    /// Bit 0: egress (1) or ingress (0); the other bits are padding.
+    pub egress: u8,
+    /// IP protocol, 0 = any.
+    pub protocol: u8,
+    /// Destination port, network byte order.
+    pub dport: u16,
+}
+
+/// `struct policy_entry` (`bpf/lib/policy.h`): value of a policy map.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PolicyEntry {
+    /// L7 proxy port, network byte order (0 = none; no proxy exists yet).
+    pub proxy_port: u16,
+    /// Bit 0 `deny`, bits 1-2 reserved, bits 3-7 `lpm_prefix_length` (the
+    /// L4 bits of the entry's prefix).
+    pub flags: u8,
+    /// Bits 0-6 `auth_type`, bit 7 `has_explicit_auth_type`.
+    pub auth: u8,
+    /// Precedence between the identity and any-identity matches.
+    pub proxy_port_priority: u8,
+    /// Padding.
+    pub pad1: u8,
+    /// Padding.
+    pub pad2: u16,
+    /// Opaque rule cookie, reported in policy verdicts.
+    pub cookie: u32,
+}
+
+impl PolicyEntry {
+    /// An allow entry.
+    pub fn allow() -> Self {
+        Self::default()
+    }
+
+    /// An explicit deny entry.
+    pub fn deny() -> Self {
+        Self {
+            flags: 1,
+            ..Self::default()
+        }
+    }
+
+    /// Whether this entry denies.
+    pub fn is_deny(&self) -> bool {
+        self.flags & 1 != 0
+    }
+
+    /// `lpm_prefix_length`: L4 bits of the entry's prefix (0..=24).
+    pub fn lpm_prefix_length(&self) -> u8 {
+        self.flags >> 3
+    }
+
+    /// This entry with `lpm_prefix_length` set to `bits` (0..=24).
+    pub fn with_lpm_prefix_length(mut self, bits: u8) -> Self {
+        self.flags = (self.flags & 0b111) | ((bits & 0x1f) << 3);
+        self
+    }
+}
+
+/// `struct policy_verdict_notify` (`bpf/lib/policy.h`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PolicyVerdictNotify {
+    /// Common header (`source` = the endpoint whose policy decided).
+    pub hdr: NotifyCaptureHdr,
+    /// Identity of the other end.
+    pub remote_label: u32,
+    /// 0 = allowed, else the negative drop reason.
+    pub verdict: i32,
+    /// Destination port (host byte order, 0 for portless protocols).
+    pub dst_port: u16,
+    /// Source port (host byte order, 0 for portless protocols).
+    pub src_port: u16,
+    /// IP protocol.
+    pub proto: u8,
+    /// 1 = ingress, 2 = egress.
+    pub dir: u8,
+    /// `POLICY_MATCH_*`.
+    pub match_type: u8,
+    /// 1 when audit mode turned a deny into an allow (never, yet).
+    pub audited: u8,
+    /// Auth type of the deciding entry.
+    pub auth_type: u8,
+    /// Padding.
+    pub pad: [u8; 3],
+    /// Cookie of the deciding entry.
+    pub cookie: u32,
+}
+
 // SAFETY: all mirrors are `#[repr(C)]` (or packed) structs of integers and
 // integer arrays, laid out without implicit padding (checked by the layout
 // tests below), so every bit pattern is a valid value.
@@ -484,6 +611,12 @@ unsafe impl aya::Pod for NotifyCaptureHdr {}
 unsafe impl aya::Pod for TraceNotify {}
 // SAFETY: see above.
 unsafe impl aya::Pod for DropNotify {}
+// SAFETY: see above.
+unsafe impl aya::Pod for PolicyKey {}
+// SAFETY: see above.
+unsafe impl aya::Pod for PolicyEntry {}
+// SAFETY: see above.
+unsafe impl aya::Pod for PolicyVerdictNotify {}
 
 #[cfg(test)]
 mod tests {
@@ -645,6 +778,53 @@ mod tests {
         assert_eq!(offset_of!(DropNotify, file), 30);
         assert_eq!(offset_of!(DropNotify, ext_error), 31);
         assert_eq!(offset_of!(DropNotify, ifindex), 32);
+    }
+
+    #[test]
+    fn policy_key_and_entry_match_c() {
+        // C offsets minus the 4-byte trie header.
+        assert_eq!(size_of::<PolicyKey>(), 8);
+        assert_eq!(offset_of!(PolicyKey, sec_label), 0);
+        assert_eq!(offset_of!(PolicyKey, egress), 4);
+        assert_eq!(offset_of!(PolicyKey, protocol), 5);
+        assert_eq!(offset_of!(PolicyKey, dport), 6);
+        assert_eq!(POLICY_FULL_PREFIX as usize, 8 * size_of::<PolicyKey>());
+        assert_eq!(size_of::<PolicyEntry>(), 12);
+        assert_eq!(offset_of!(PolicyEntry, flags), 2);
+        assert_eq!(offset_of!(PolicyEntry, auth), 3);
+        assert_eq!(offset_of!(PolicyEntry, proxy_port_priority), 4);
+        assert_eq!(offset_of!(PolicyEntry, pad1), 5);
+        assert_eq!(offset_of!(PolicyEntry, pad2), 6);
+        assert_eq!(offset_of!(PolicyEntry, cookie), 8);
+    }
+
+    #[test]
+    fn policy_entry_bitfields_follow_the_c_layout() {
+        let entry = PolicyEntry::deny().with_lpm_prefix_length(24);
+        assert!(entry.is_deny());
+        assert_eq!(entry.lpm_prefix_length(), 24);
+        assert_eq!(entry.flags, 1 | (24 << 3));
+        assert!(!PolicyEntry::allow().with_lpm_prefix_length(8).is_deny());
+    }
+
+    #[test]
+    fn policy_verdict_notify_matches_c() {
+        assert_eq!(size_of::<PolicyVerdictNotify>(), 40);
+        assert_eq!(offset_of!(PolicyVerdictNotify, remote_label), 16);
+        assert_eq!(offset_of!(PolicyVerdictNotify, verdict), 20);
+        assert_eq!(offset_of!(PolicyVerdictNotify, dst_port), 24);
+        assert_eq!(offset_of!(PolicyVerdictNotify, src_port), 26);
+        assert_eq!(offset_of!(PolicyVerdictNotify, proto), 28);
+        assert_eq!(offset_of!(PolicyVerdictNotify, dir), 29);
+        assert_eq!(offset_of!(PolicyVerdictNotify, match_type), 30);
+        assert_eq!(offset_of!(PolicyVerdictNotify, audited), 31);
+        assert_eq!(offset_of!(PolicyVerdictNotify, auth_type), 32);
+        assert_eq!(offset_of!(PolicyVerdictNotify, cookie), 36);
+    }
+
+    #[test]
+    fn policy_map_names_have_five_digit_ids() {
+        assert_eq!(policy_map_name(42), "cilium_policy_v2_00042");
     }
 
     #[test]

@@ -31,8 +31,9 @@ use crate::{
         OverlayObject,
     },
     maps::{
-        monotonic_seconds, CallPolicyMap, CtMap, CtMapKind, IpcacheMap, LxcMap, MapsError,
-        MetricsEntry, MetricsMap,
+        monotonic_seconds, CallPolicyMap, CtMap, CtMapKind, Enforcement, IpcacheMap, LxcMap,
+        MapsError, MetricsEntry, MetricsMap, PolicyEnforcementMap, PolicyEntry, PolicyMap,
+        PolicyMapKey,
     },
     routing::{Routing, RoutingError, RoutingGlobals},
 };
@@ -215,6 +216,7 @@ struct NodeMaps {
     lxc: LxcMap,
     call_policy: CallPolicyMap,
     ipcache: IpcacheMap,
+    enforcement: PolicyEnforcementMap,
 }
 
 /// The node's datapath: endpoints, the tunnel device and the node-wide maps.
@@ -272,6 +274,8 @@ impl Datapath {
             call_policy: CallPolicyMap::open(&paths)
                 .map_err(map_err("opening cilium_call_policy"))?,
             ipcache: IpcacheMap::open(&paths).map_err(map_err("opening cilium_ipcache"))?,
+            enforcement: PolicyEnforcementMap::open(&paths)
+                .map_err(map_err("opening cilium_policy_enforcement"))?,
         };
         tracing::info!(root = %config.bpf_root.display(), attach = %mode,
             routing = %config.routing, "datapath ready");
@@ -427,7 +431,8 @@ impl Datapath {
     }
 
     /// Detaches endpoint `id` and forgets it: removes the pinned attachment,
-    /// `cilium_call_policy[id]` and `cilium_lxc[ipv4]`. Idempotent; keeps
+    /// `cilium_call_policy[id]`, `cilium_lxc[ipv4]`, its policy map's pin
+    /// and its enforcement switches. Idempotent; keeps
     /// going on failure and reports every failure.
     pub fn remove_endpoint(&self, id: u16, ipv4: Ipv4Addr) -> Result<(), DatapathError> {
         Self::check_id(id)?;
@@ -452,6 +457,18 @@ impl Datapath {
         if let Err(err) = maps.call_policy.clear(id) {
             failures.push(map_err(format!("endpoint {id} policy program"))(err));
         }
+        if let Err(err) = maps.enforcement.set(id, Enforcement::default()) {
+            failures.push(map_err(format!("endpoint {id} policy enforcement"))(err));
+        }
+        let policy_pin = PolicyMap::pin_path(&self.paths, id);
+        match std::fs::remove_file(&policy_pin) {
+            Ok(()) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => failures.push(DatapathError::PinDir {
+                path: policy_pin,
+                source,
+            }),
+        }
         match maps.lxc.get(ipv4) {
             Ok(Some(info)) if info.lxc_id == id && info.flags & ENDPOINT_F_HOST == 0 => {
                 if let Err(err) = maps.lxc.delete(ipv4) {
@@ -471,6 +488,52 @@ impl Datapath {
                 failures: Failures(failures),
             })
         }
+    }
+
+    /// Sets endpoint `id`'s policy in place, without reloading anything:
+    /// its policy map is made to hold exactly `entries` (new and changed
+    /// entries written, stale ones deleted) and its enforcement switches
+    /// set. Connections already established keep flowing (only new ones are
+    /// checked). Directions being turned off are turned off before the
+    /// entries change, directions being turned on only after, so no
+    /// half-written map is ever enforced. The endpoint must have been
+    /// loaded (that creates its map).
+    pub fn set_policy(
+        &self,
+        id: u16,
+        enforcement: Enforcement,
+        entries: &[(PolicyMapKey, PolicyEntry)],
+    ) -> Result<(), DatapathError> {
+        Self::check_id(id)?;
+        let what = format!("endpoint {id} policy");
+        let mut policy = PolicyMap::open(&self.paths, id).map_err(map_err(&what))?;
+        let mut maps = self.node_maps();
+        let current = maps.enforcement.get(id).map_err(map_err(&what))?;
+        maps.enforcement
+            .set(id, current.intersect(enforcement))
+            .map_err(map_err(&what))?;
+        let (written, deleted) = policy.sync(entries).map_err(map_err(&what))?;
+        maps.enforcement
+            .set(id, enforcement)
+            .map_err(map_err(&what))?;
+        tracing::debug!(
+            id,
+            ingress = enforcement.ingress,
+            egress = enforcement.egress,
+            written,
+            deleted,
+            "endpoint policy updated"
+        );
+        Ok(())
+    }
+
+    /// Endpoint `id`'s enforcement switches.
+    pub fn policy_enforcement(&self, id: u16) -> Result<Enforcement, DatapathError> {
+        Self::check_id(id)?;
+        self.node_maps()
+            .enforcement
+            .get(id)
+            .map_err(map_err(format!("endpoint {id} policy enforcement")))
     }
 
     /// Whether endpoint `id` has a pinned attachment.

@@ -5,8 +5,9 @@
 use thiserror::Error;
 
 use crate::abi::{
-    DropNotify, NotifyCaptureHdr, TraceNotify, CILIUM_NOTIFY_DROP, CILIUM_NOTIFY_TRACE,
-    NOTIFY_DROP_VER, NOTIFY_TRACE_VER,
+    DropNotify, NotifyCaptureHdr, PolicyVerdictNotify, TraceNotify, CILIUM_NOTIFY_DROP,
+    CILIUM_NOTIFY_POLICY_VERDICT, CILIUM_NOTIFY_TRACE, NOTIFY_DROP_VER, NOTIFY_POLICY_VER,
+    NOTIFY_TRACE_VER,
 };
 use crate::codes::{DropReason, ObservationPoint, TraceReason};
 
@@ -114,6 +115,68 @@ pub struct DropEvent {
     pub ifindex: u32,
     /// The first bytes of the packet, starting with the Ethernet header.
     pub payload: Vec<u8>,
+}
+
+/// The policy decision on a new connection (`CILIUM_NOTIFY_POLICY_VERDICT`).
+///
+/// Decoded by [`PolicyVerdictEvent::parse`]; [`DatapathEvent::parse`] does
+/// not know this type yet (adding a variant would break exhaustive matches
+/// in `cilium-monitor`), so readers try this parser first on type 5.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyVerdictEvent {
+    /// Common header (`source_endpoint` = the endpoint whose policy decided).
+    pub header: EventHeader,
+    /// Identity of the other end.
+    pub remote_identity: u32,
+    /// `None` when allowed, else why the connection was dropped.
+    pub drop_reason: Option<DropReason>,
+    /// Destination port (0 for portless protocols).
+    pub dst_port: u16,
+    /// Source port (0 for portless protocols).
+    pub src_port: u16,
+    /// IP protocol.
+    pub protocol: u8,
+    /// True for the endpoint's egress, false for its ingress.
+    pub egress: bool,
+    /// `POLICY_MATCH_*` of the deciding entry (0 = none matched).
+    pub match_type: u8,
+    /// Audit mode allowed what policy denies.
+    pub audited: bool,
+    /// Auth type of the deciding entry.
+    pub auth_type: u8,
+    /// Cookie of the deciding entry.
+    pub cookie: u32,
+    /// The first bytes of the packet, starting with the Ethernet header.
+    pub payload: Vec<u8>,
+}
+
+impl PolicyVerdictEvent {
+    /// Decodes one ring buffer record of type `CILIUM_NOTIFY_POLICY_VERDICT`.
+    pub fn parse(record: &[u8]) -> Result<Self, EventParseError> {
+        let (msg, rest) = read_struct::<PolicyVerdictNotify>(record, "policy-verdict")?;
+        if msg.hdr.kind != CILIUM_NOTIFY_POLICY_VERDICT {
+            return Err(EventParseError::UnknownType {
+                kind: msg.hdr.kind,
+                len: record.len(),
+            });
+        }
+        let (header, payload) = check_header(&msg.hdr, rest, "policy-verdict", NOTIFY_POLICY_VER)?;
+        Ok(Self {
+            header,
+            remote_identity: msg.remote_label,
+            drop_reason: (msg.verdict < 0)
+                .then(|| DropReason(u8::try_from(msg.verdict.unsigned_abs()).unwrap_or(0))),
+            dst_port: msg.dst_port,
+            src_port: msg.src_port,
+            protocol: msg.proto,
+            egress: msg.dir == 2,
+            match_type: msg.match_type,
+            audited: msg.audited != 0,
+            auth_type: msg.auth_type,
+            cookie: msg.cookie,
+            payload,
+        })
+    }
 }
 
 /// One notification from the datapath.
@@ -325,6 +388,48 @@ mod tests {
     }
 
     #[test]
+    fn parses_a_policy_verdict() {
+        let msg = PolicyVerdictNotify {
+            hdr: NotifyCaptureHdr {
+                kind: CILIUM_NOTIFY_POLICY_VERDICT,
+                subtype: 0,
+                source: 743,
+                hash: 0,
+                len_orig: 60,
+                len_cap: 2,
+                version: NOTIFY_POLICY_VER,
+            },
+            remote_label: 1210,
+            verdict: -133,
+            dst_port: 41763,
+            src_port: 53,
+            proto: 17,
+            dir: 1,
+            ..PolicyVerdictNotify::default()
+        };
+        let mut record = bytes_of(&msg);
+        record.extend_from_slice(&[7, 8]);
+        let verdict = PolicyVerdictEvent::parse(&record).expect("valid verdict");
+        assert_eq!(verdict.header.source_endpoint, 743);
+        assert_eq!(verdict.remote_identity, 1210);
+        assert_eq!(verdict.drop_reason, Some(DropReason::POLICY_DENIED));
+        assert_eq!(
+            (verdict.src_port, verdict.dst_port, verdict.protocol),
+            (53, 41763, 17)
+        );
+        assert!(!verdict.egress);
+        assert_eq!(verdict.payload, vec![7, 8]);
+        assert!(matches!(
+            PolicyVerdictEvent::parse(&record[..20]),
+            Err(EventParseError::Truncated { .. })
+        ));
+        assert!(matches!(
+            PolicyVerdictEvent::parse(&drop_record(0, &[0; 8])),
+            Err(EventParseError::UnknownType { kind: 1, .. })
+        ));
+    }
+
+    #[test]
     fn rejects_empty_and_truncated_records() {
         assert!(matches!(
             DatapathEvent::parse(&[]),
@@ -382,12 +487,17 @@ mod tests {
                 })
                 .collect();
             let _ = DatapathEvent::parse(&record);
-            for kind in [CILIUM_NOTIFY_DROP, CILIUM_NOTIFY_TRACE] {
+            for kind in [
+                CILIUM_NOTIFY_DROP,
+                CILIUM_NOTIFY_TRACE,
+                CILIUM_NOTIFY_POLICY_VERDICT,
+            ] {
                 let mut typed = record.clone();
                 if let Some(first) = typed.first_mut() {
                     *first = kind;
                 }
                 let _ = DatapathEvent::parse(&typed);
+                let _ = PolicyVerdictEvent::parse(&typed);
             }
         }
     }

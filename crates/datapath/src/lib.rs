@@ -5,7 +5,9 @@
 //! tunnel device, `bpf_host` to its underlay device. They share
 //! node-wide maps pinned under `<bpf_root>/tc/globals` (`cilium_lxc`,
 //! `cilium_ipcache`, conntrack, `cilium_metrics`, `cilium_events`,
-//! `cilium_call_policy`).
+//! `cilium_call_policy`, `cilium_policy_enforcement`); each endpoint also has
+//! its own policy map, `cilium_policy_v2_<id>`, updated in place by
+//! [`Datapath::set_policy`].
 //!
 //! [`Datapath`] is what the agent drives; [`maps`] gives typed access to the
 //! pinned maps for the CLI; [`events`] and [`EventReader`] decode the
@@ -26,7 +28,9 @@ mod routing;
 pub use attach::{AttachError, AttachMode, AttachPreference, Hook};
 pub use datapath::{Datapath, DatapathConfig, DatapathError, EndpointDatapathConfig, Failures};
 pub use event_reader::{EventReader, EventReaderError};
-pub use events::{DatapathEvent, DropEvent, EventHeader, EventParseError, TraceEvent};
+pub use events::{
+    DatapathEvent, DropEvent, EventHeader, EventParseError, PolicyVerdictEvent, TraceEvent,
+};
 pub use loader::{
     EndpointObject, EndpointProgram, HostObject, LoaderError, MapSizes, OverlayObject,
 };

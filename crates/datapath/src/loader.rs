@@ -2,7 +2,8 @@
 //! pinned node-wide maps and once per endpoint with that endpoint's
 //! load-time globals, `bpf_overlay.o` once per node for the tunnel device
 //! and `bpf_host.o` once per node for the underlay device; every object
-//! shares those pinned maps.
+//! shares those pinned maps. Each endpoint's policy map is its own,
+//! pinned as `cilium_policy_v2_<id>`.
 
 use std::net::Ipv4Addr;
 
@@ -13,8 +14,9 @@ use aya::{
 use thiserror::Error;
 
 use crate::{
-    abi::{CT_ANY4_MAP, CT_MAP_SIZE_ANY, CT_MAP_SIZE_TCP, CT_TCP4_MAP},
+    abi::{CT_ANY4_MAP, CT_MAP_SIZE_ANY, CT_MAP_SIZE_TCP, CT_TCP4_MAP, POLICY_MAP},
     bpffs::BpfPaths,
+    maps::PolicyMap,
 };
 
 /// The compiled endpoint datapath (`bpf/bpf_lxc.c`).
@@ -304,7 +306,10 @@ pub fn create_maps(paths: &BpfPaths, sizes: &MapSizes) -> Result<(), LoaderError
 }
 
 /// Loads `bpf_lxc.o` with `globals` and loads its programs into the kernel.
-/// Every map except the endpoint's own globals is the pinned node-wide one.
+/// Every map except the endpoint's own globals is the pinned node-wide one,
+/// but for the policy map: the endpoint's own `cilium_policy_v2_<id>`,
+/// created and pinned on first load and reused by later loads (aya's
+/// per-map pin path), so a reload keeps the endpoint's policy.
 pub fn load_endpoint(
     paths: &BpfPaths,
     sizes: &MapSizes,
@@ -313,8 +318,10 @@ pub fn load_endpoint(
     let id = u32::from(globals.id);
     // LXC_IPV4 is a __be32: its in-memory bytes are the address octets.
     let ipv4 = u32::from_ne_bytes(globals.ipv4.octets());
+    let policy_map = PolicyMap::pin_path(paths, globals.id);
     let ebpf = parse_object(BPF_LXC, BPF_LXC_OBJECT, paths, sizes, |loader| {
         loader
+            .map_pin_path(POLICY_MAP, policy_map)
             .override_global("LXC_ID", &id, true)
             .override_global("SECLABEL", &globals.identity, true)
             .override_global("LXC_IPV4", &ipv4, true)

@@ -1,4 +1,5 @@
-//! Typed handles over the node-wide pinned maps under `<bpf_root>/tc/globals`.
+//! Typed handles over the pinned maps under `<bpf_root>/tc/globals`: the
+//! node-wide ones and each endpoint's policy map.
 //!
 //! Each handle opens the pinned map by path, so it works from any process
 //! (the agent, the CLI) whether or not the agent is running, and checks the
@@ -9,6 +10,7 @@ mod ct;
 mod ipcache;
 mod lxc;
 mod metrics;
+mod policy;
 
 use std::{io, path::PathBuf};
 
@@ -17,11 +19,15 @@ use thiserror::Error;
 
 use crate::bpffs::BpfPaths;
 
+pub use crate::abi::PolicyEntry;
 pub use call_policy::CallPolicyMap;
 pub use ct::{monotonic_seconds, CtEntryRecord, CtMap, CtMapKind};
 pub use ipcache::{IpcacheEntry, IpcacheMap};
 pub use lxc::{LxcEntry, LxcMap};
 pub use metrics::{MetricsEntry, MetricsMap};
+pub use policy::{
+    Direction, Enforcement, PolicyEnforcementMap, PolicyMap, PolicyMapEntry, PolicyMapKey,
+};
 
 /// Failures operating a pinned map.
 #[derive(Debug, Error)]
@@ -54,6 +60,24 @@ pub enum MapsError {
         /// Underlying error.
         #[source]
         source: nix::Error,
+    },
+    /// An operation on an endpoint's policy map failed.
+    #[error("{op} on policy map {map} failed")]
+    PolicyOperation {
+        /// Map name (`cilium_policy_v2_<id>`).
+        map: String,
+        /// What was being done.
+        op: String,
+        /// Underlying error.
+        #[source]
+        source: Box<MapError>,
+    },
+    /// A policy key the datapath cannot express (port bits beyond 16, or a
+    /// port without a protocol).
+    #[error("invalid policy key {key:?}")]
+    InvalidPolicyKey {
+        /// The key.
+        key: PolicyMapKey,
     },
     /// The endpoint id is outside `cilium_call_policy`.
     #[error("endpoint id {id} is outside the policy program array (max {max})")]

@@ -8,6 +8,7 @@ mod capture;
 mod common;
 mod host_device;
 mod multinode;
+mod policy;
 mod routing;
 mod test_run;
 mod traffic;
