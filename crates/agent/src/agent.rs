@@ -18,6 +18,7 @@ use crate::cluster::Cluster;
 use crate::config::AgentConfig;
 use crate::identity::{init_identity, Identities, INLINE_RESOLVE_TIMEOUT};
 use crate::node_datapath::NodeDatapath;
+use crate::policy::{to_map_state, PolicyEngine, PolicyImportError};
 
 /// Pods are attached with veth pairs.
 const DEVICE_MODE: &str = "veth";
@@ -36,6 +37,8 @@ pub enum AgentError {
     Ipam(#[from] IpamError),
     #[error("address family {family:?} is not supported (IPv4 only)")]
     UnsupportedFamily { family: String },
+    #[error("invalid policy")]
+    InvalidPolicy(#[from] PolicyImportError),
     #[error("{ip} is not in this node's pod CIDR {range}")]
     AddressNotOurs { ip: Ipv4Addr, range: ipnet::Ipv4Net },
 }
@@ -56,6 +59,8 @@ pub struct Agent {
     pub endpoints: Mutex<Endpoints>,
     pub cluster: Cluster,
     pub identities: Arc<Identities>,
+    pub identity_cache: cilium_identity::IdentityCache,
+    pub policy: PolicyEngine,
 }
 
 impl Agent {
@@ -224,6 +229,7 @@ impl Agent {
             self.identities
                 .resolve_later(EndpointSelector::Id(endpoint.id));
         }
+        self.apply_policies();
         self.cluster.endpoint_up(
             endpoint.ipv4,
             endpoint.identity,
@@ -285,7 +291,52 @@ impl Agent {
             &endpoint.k8s_pod_name,
         );
         tracing::info!(endpoint = %endpoint.id, identity = endpoint.identity, "identity resolved");
+        self.apply_policies();
         Ok(())
+    }
+
+    /// `PUT /policy`: stores the policies in `text` and enforces them.
+    pub fn import_policy(&self, text: &str) -> Result<u64, AgentError> {
+        let revision = self.policy.import("request", text)?;
+        self.apply_policies();
+        Ok(revision)
+    }
+
+    /// `DELETE /policy`: removes every policy.
+    pub fn delete_policies(&self) -> u64 {
+        let revision = self.policy.delete_all();
+        self.apply_policies();
+        revision
+    }
+
+    /// Feeds the cluster's current identities to the policy engine; returns whether they
+    /// changed since the last call.
+    pub fn sync_policy_identities(&self) -> bool {
+        let snapshot = self
+            .identity_cache
+            .list()
+            .into_iter()
+            .map(|(id, labels)| (id.as_u32(), labels.to_strings()))
+            .collect();
+        self.policy.sync_identities(snapshot)
+    }
+
+    /// Resolves every local endpoint's policy and writes it into its policy map in place.
+    pub fn apply_policies(&self) {
+        self.sync_policy_identities();
+        let endpoints = self.endpoints.lock().expect("endpoints lock");
+        for endpoint in endpoints.list() {
+            let policy = self.policy.resolve(&endpoint.identity_labels);
+            let (enforcement, entries) = to_map_state(&policy);
+            if let Err(error) =
+                endpoints
+                    .datapath()
+                    .bpf()
+                    .set_policy(endpoint.id.0, enforcement, &entries)
+            {
+                tracing::warn!(endpoint = %endpoint.id, error = %crate::api::chain(&error), "programming the policy map failed");
+            }
+        }
     }
 
     pub fn allocate_ip(&self, family: &str, owner: &str) -> Result<api::IpamResponse, AgentError> {

@@ -30,6 +30,10 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route("/v1/ipam", get(ipam_status).post(allocate_ip))
         .route("/v1/ipam/{ip}", post(reject_specific).delete(release_ip))
         .route("/v1/cluster/nodes", get(cluster_nodes))
+        .route(
+            "/v1/policy",
+            get(get_policy).put(put_policy).delete(delete_policy),
+        )
         .route("/v1/kvstore", get(kvstore_get))
         .with_state(agent)
 }
@@ -42,6 +46,35 @@ async fn healthz(State(agent): State<Arc<Agent>>) -> Response {
         msg: store.to_string(),
     });
     Json(status).into_response()
+}
+
+async fn get_policy(State(agent): State<Arc<Agent>>) -> Response {
+    Json(agent.policy.rules_json()).into_response()
+}
+
+async fn put_policy(State(agent): State<Arc<Agent>>, body: axum::body::Bytes) -> Response {
+    let text = String::from_utf8_lossy(&body).into_owned();
+    blocking(
+        move || {
+            agent
+                .import_policy(&text)
+                .map(|revision| Json(serde_json::json!({ "revision": revision })))
+        },
+        StatusCode::OK,
+    )
+    .await
+}
+
+async fn delete_policy(State(agent): State<Arc<Agent>>) -> Response {
+    blocking(
+        move || {
+            Ok(Json(
+                serde_json::json!({ "revision": agent.delete_policies() }),
+            ))
+        },
+        StatusCode::OK,
+    )
+    .await
 }
 
 async fn cluster_nodes(State(agent): State<Arc<Agent>>) -> Response {
@@ -188,9 +221,9 @@ async fn blocking<T: IntoResponse + Send + 'static>(
 
 fn status_of(error: &AgentError) -> StatusCode {
     match error {
-        AgentError::InvalidRequest(_) | AgentError::AddressNotOurs { .. } => {
-            StatusCode::BAD_REQUEST
-        }
+        AgentError::InvalidRequest(_)
+        | AgentError::AddressNotOurs { .. }
+        | AgentError::InvalidPolicy(_) => StatusCode::BAD_REQUEST,
         AgentError::UnsupportedFamily { .. } => StatusCode::NOT_IMPLEMENTED,
         AgentError::Endpoint(e) => match e {
             EndpointError::NotFound { .. } => StatusCode::NOT_FOUND,

@@ -26,6 +26,7 @@ use crate::cluster::{pod_cidr, Cluster};
 use crate::config::{AgentConfig, AttachModeArg, KvstoreKind, RoutingMode};
 use crate::identity::{self, Identities};
 use crate::node_datapath::NodeDatapath;
+use crate::policy::PolicyEngine;
 use crate::{api, host_devices, monitor_server, node_address};
 
 /// The tunnel device, as Cilium names it.
@@ -33,6 +34,8 @@ pub const TUNNEL_DEVICE: &str = "cilium_vxlan";
 /// VXLAN over IPv4 adds 50 bytes; pods get the underlay MTU minus that in tunnel mode.
 const TUNNEL_OVERHEAD: u32 = 50;
 const UNDERLAY_MTU: u32 = 1500;
+/// How often the cluster's identities are compared with what policies were resolved against.
+const POLICY_REFRESH: Duration = Duration::from_millis(500);
 /// Longest pause between attempts to claim a pod CIDR while the kvstore is unreachable.
 const CLAIM_RETRY_MAX: Duration = Duration::from_secs(5);
 
@@ -97,6 +100,9 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         }
     }
 
+    let identity_cache = cilium_identity::IdentityCache::start(Arc::clone(cluster.store()))
+        .await
+        .context("following the cluster's identities")?;
     let agent = Arc::new(Agent {
         config: config.clone(),
         attach_mode: prepared.attach_mode,
@@ -105,8 +111,11 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         endpoints: prepared.endpoints,
         cluster,
         identities: Arc::new(identities),
+        identity_cache,
+        policy: PolicyEngine::default(),
     });
     tokio::spawn(identity::run_worker(Arc::clone(&agent), identity_queue));
+    spawn_policy_refresh(Arc::clone(&agent));
 
     monitor_server::start(&config.monitor_socket(), prepared.events)?;
     spawn_conntrack_gc(agent.clone());
@@ -285,6 +294,24 @@ fn prepare(
         ipcache,
         events,
     })
+}
+
+/// Re-resolves local endpoints' policies when the cluster's identities change (a pod with
+/// matching labels appeared or went away on any node).
+fn spawn_policy_refresh(agent: Arc<Agent>) {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(POLICY_REFRESH);
+        loop {
+            ticker.tick().await;
+            let agent = Arc::clone(&agent);
+            let _ = tokio::task::spawn_blocking(move || {
+                if agent.sync_policy_identities() {
+                    agent.apply_policies();
+                }
+            })
+            .await;
+        }
+    });
 }
 
 fn spawn_conntrack_gc(agent: Arc<Agent>) {

@@ -10,6 +10,7 @@ mod identity;
 mod monitor_server;
 mod node_address;
 mod node_datapath;
+mod policy;
 
 use clap::Parser;
 

@@ -150,6 +150,24 @@ impl AgentClient {
         self.get("/v1/cluster/nodes")
     }
 
+    /// Stores the policies in `text` (YAML or JSON; `PUT /v1/policy`); returns the agent's
+    /// answer (`{"revision": N}`).
+    pub fn policy_import(&self, text: &str) -> Result<serde_json::Value, ClientError> {
+        let path = "/v1/policy";
+        let (status, payload) = self.roundtrip("PUT", path, text.as_bytes())?;
+        self.decode("PUT", path, status, payload)
+    }
+
+    /// The agent's rules and revision (`GET /v1/policy`).
+    pub fn policy_get(&self) -> Result<serde_json::Value, ClientError> {
+        self.get("/v1/policy")
+    }
+
+    /// Deletes every policy (`DELETE /v1/policy`).
+    pub fn policy_delete_all(&self) -> Result<serde_json::Value, ClientError> {
+        self.send::<(), _>("DELETE", "/v1/policy", None)
+    }
+
     /// kvstore entries under `key` (exactly `key` unless `recursive`).
     pub fn kvstore_get(&self, key: &str, recursive: bool) -> Result<Vec<KvPair>, ClientError> {
         self.get(&format!(
@@ -173,6 +191,17 @@ impl AgentClient {
             .map(|b| serde_json::to_vec(b).expect("API models always serialize"))
             .unwrap_or_default();
         let (status, payload) = self.roundtrip(method, path, &body)?;
+        self.decode(method, path, status, payload)
+    }
+
+    /// Turns an answer into `T`, or into [`ClientError::Status`] for a non-2xx status.
+    fn decode<T: DeserializeOwned>(
+        &self,
+        method: &'static str,
+        path: &str,
+        status: u16,
+        payload: Vec<u8>,
+    ) -> Result<T, ClientError> {
         if !(200..300).contains(&status) {
             let message = serde_json::from_slice::<ApiError>(&payload)
                 .map(|e| e.error)

@@ -64,11 +64,29 @@ pub enum Command {
     /// Read the cluster's kvstore
     #[command(subcommand)]
     Kvstore(KvstoreCommand),
+    /// Manage network policies
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Inspect the agent's BPF maps directly
     #[command(subcommand)]
     Bpf(BpfCommand),
     /// Print datapath trace and drop events as they happen
     Monitor(MonitorArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Store and enforce the policies in a file (CiliumNetworkPolicy,
+    /// CiliumClusterwideNetworkPolicy, NetworkPolicy; YAML or JSON; `-` for stdin)
+    Import { file: std::path::PathBuf },
+    /// Show the stored rules and the revision
+    Get,
+    /// Delete every policy
+    Delete {
+        /// Required: there is no per-rule delete yet
+        #[arg(long)]
+        all: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

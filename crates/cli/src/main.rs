@@ -13,6 +13,7 @@ use clap::Parser;
 
 use cli::{
     BpfCommand, Cli, Command, CtCommand, CtScope, EndpointCommand, KvstoreCommand, ListOnly,
+    PolicyCommand,
 };
 use output::OutputError;
 use target::AgentTarget;
@@ -36,6 +37,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Endpoint(EndpointCommand::List) => commands::endpoint::list(&target, cli.output)?,
         Command::Endpoint(EndpointCommand::Get { id }) => commands::endpoint::get(&target, &id)?,
         Command::Node(ListOnly::List) => commands::node::list(&target, cli.output)?,
+        Command::Policy(PolicyCommand::Import { file }) => {
+            commands::policy::import(&target, &file, cli.output)?
+        }
+        Command::Policy(PolicyCommand::Get) => commands::policy::get(&target, cli.output)?,
+        Command::Policy(PolicyCommand::Delete { all }) => {
+            commands::policy::delete(&target, all, cli.output)?
+        }
         Command::Kvstore(KvstoreCommand::Get { recursive, key }) => {
             commands::kvstore::get(&target, &key, recursive, cli.output)?
         }

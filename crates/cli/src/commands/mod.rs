@@ -8,4 +8,5 @@ pub mod endpoint;
 pub mod kvstore;
 pub mod monitor;
 pub mod node;
+pub mod policy;
 pub mod status;

@@ -1,0 +1,174 @@
+//! Network policy in the agent: the rule repository, the selector cache fed with the cluster's
+//! identities, and resolution of each local endpoint's policy into its datapath policy map.
+//!
+//! Rules arrive through `PUT /v1/policy` (Cilium's `policy import`). Whenever rules or the
+//! set of known identities change, every local endpoint is resolved again and its map is
+//! brought to the result in place (`Datapath::set_policy`: no reload, established connections
+//! that stay allowed keep flowing through conntrack).
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use cilium_datapath::maps::{Direction, Enforcement, PolicyEntry as MapEntry, PolicyMapKey};
+use cilium_policy::{
+    parse_documents, resolve, EndpointPolicy, IdentityView, Labels, PolicyDocument, PolicyError,
+    PolicySource, Repository, ResolveOptions, SelectorCache,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyImportError {
+    #[error(transparent)]
+    Parse(#[from] PolicyError),
+    #[error("document {index} is a {kind}, not a policy")]
+    NotAPolicy { index: usize, kind: String },
+}
+
+struct EngineState {
+    repo: Repository,
+    cache: SelectorCache,
+    /// Identities fed into the cache, to diff the next snapshot against.
+    known: BTreeMap<u32, Vec<String>>,
+}
+
+/// Rules and identities, and what they mean for one endpoint.
+pub struct PolicyEngine {
+    state: Mutex<EngineState>,
+    options: ResolveOptions,
+}
+
+impl Default for PolicyEngine {
+    fn default() -> Self {
+        PolicyEngine {
+            state: Mutex::new(EngineState {
+                repo: Repository::new(),
+                cache: SelectorCache::new(IdentityView::with_reserved()),
+                known: BTreeMap::new(),
+            }),
+            // Cilium's default `allow-localhost=auto`: the node may reach its pods.
+            options: ResolveOptions {
+                allow_localhost: true,
+                ..ResolveOptions::default()
+            },
+        }
+    }
+}
+
+impl PolicyEngine {
+    /// Parses `text` (YAML or JSON, one or more documents) and stores every policy in it,
+    /// replacing earlier versions of the same policies. Nothing is stored when any document
+    /// is invalid. Returns the repository revision.
+    pub fn import(&self, file: &str, text: &str) -> Result<u64, PolicyImportError> {
+        let documents = parse_documents(file, text)?;
+        let mut policies = Vec::new();
+        for (index, document) in documents.into_iter().enumerate() {
+            match document {
+                PolicyDocument::Policy(policy) => policies.push(policy),
+                other => {
+                    return Err(PolicyImportError::NotAPolicy {
+                        index: index + 1,
+                        kind: other.kind().to_string(),
+                    })
+                }
+            }
+        }
+        let mut state = self.state.lock().expect("policy lock");
+        let mut revision = state.repo.revision();
+        for policy in &policies {
+            revision = state.repo.upsert_policy(policy);
+        }
+        Ok(revision)
+    }
+
+    /// Deletes every policy (Cilium's `policy delete --all`). Returns the revision.
+    pub fn delete_all(&self) -> u64 {
+        let mut state = self.state.lock().expect("policy lock");
+        let sources: Vec<PolicySource> = state
+            .repo
+            .rules()
+            .map(|(rule, _)| rule.source.clone())
+            .collect();
+        for source in sources {
+            state.repo.delete(&source);
+        }
+        state.repo.revision()
+    }
+
+    /// The rules as JSON (`GET /v1/policy`), with the revision.
+    pub fn rules_json(&self) -> serde_json::Value {
+        let state = self.state.lock().expect("policy lock");
+        let rules: Vec<&cilium_policy::Rule> = state.repo.rules().map(|(_, rule)| rule).collect();
+        serde_json::json!({
+            "revision": state.repo.revision(),
+            "policy": serde_json::to_string_pretty(&rules).unwrap_or_default(),
+        })
+    }
+
+    /// Feeds a snapshot of the cluster's identities (id → `source:key=value` labels) into the
+    /// selector cache; returns whether anything changed.
+    pub fn sync_identities(&self, identities: BTreeMap<u32, Vec<String>>) -> bool {
+        let mut state = self.state.lock().expect("policy lock");
+        if state.known == identities {
+            return false;
+        }
+        let gone: Vec<u32> = state
+            .known
+            .keys()
+            .filter(|id| !identities.contains_key(id))
+            .copied()
+            .collect();
+        for id in gone {
+            state.cache.remove_identity(id);
+        }
+        for (id, labels) in &identities {
+            if state.known.get(id) != Some(labels) {
+                state.cache.upsert_identity(*id, Labels::parse(labels));
+            }
+        }
+        state.known = identities;
+        true
+    }
+
+    /// The policy of an endpoint with these identity labels.
+    pub fn resolve(&self, identity_labels: &[String]) -> EndpointPolicy {
+        let state = self.state.lock().expect("policy lock");
+        resolve(
+            &Labels::parse(identity_labels),
+            &state.repo,
+            &state.cache,
+            &BTreeMap::new(),
+            &self.options,
+        )
+    }
+}
+
+/// An endpoint policy as the datapath's map wants it.
+pub fn to_map_state(policy: &EndpointPolicy) -> (Enforcement, Vec<(PolicyMapKey, MapEntry)>) {
+    let enforcement = Enforcement {
+        ingress: policy.ingress_enforced,
+        egress: policy.egress_enforced,
+    };
+    let entries = policy
+        .entries
+        .iter()
+        .map(|(key, entry)| {
+            let map_key = PolicyMapKey {
+                identity: key.identity,
+                direction: if key.egress {
+                    Direction::Egress
+                } else {
+                    Direction::Ingress
+                },
+                protocol: key.protocol,
+                dport: key.dport,
+                dport_prefix_bits: key.prefix_len,
+            };
+            let value = if entry.deny {
+                MapEntry::deny()
+            } else {
+                MapEntry::allow()
+            };
+            (map_key, value)
+        })
+        .collect();
+    (enforcement, entries)
+}

@@ -1,0 +1,78 @@
+//! The Star Wars demo's L3/L4 policy, imported on every node: tiefighter (org=empire) reaches
+//! deathstar on TCP/80 across nodes, xwing (org=alliance) is dropped with "Policy denied"
+//! at deathstar's node; deleting the policy lets xwing in again.
+#![cfg(feature = "privileged-tests")]
+
+use std::time::Duration;
+
+use cilium_e2e::{eventually, serial, stdout, Lab};
+
+const POLICY: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../examples/starwars/sw_l3_l4_policy.yaml"
+);
+
+fn connect(lab: &Lab, from: &str, addr: &str) -> bool {
+    let cli = lab.bin("cilium-lab").display().to_string();
+    let out = lab.exec(from, &[&cli, "connect", addr, "--timeout", "1"]);
+    out.status.success() && stdout(&out).trim() == "deathstar"
+}
+
+#[test]
+fn starwars_l3_l4_policy_lets_the_empire_in_and_drops_the_alliance() {
+    let _serial = serial();
+    let lab = Lab::up_with("sw", &["--nodes", "2"]);
+    lab.pod_add(
+        "deathstar",
+        &[
+            "--node",
+            "node2",
+            "--labels",
+            "org=empire,class=deathstar",
+            "--serve",
+            "80/tcp",
+        ],
+    );
+    lab.pod_add(
+        "tiefighter",
+        &["--node", "node1", "--labels", "org=empire,class=tiefighter"],
+    );
+    lab.pod_add(
+        "xwing",
+        &["--node", "node1", "--labels", "org=alliance,class=xwing"],
+    );
+    let deathstar = format!("{}:80", lab.pod_ip("deathstar"));
+    assert!(
+        connect(&lab, "xwing", &deathstar),
+        "without policy everyone gets in"
+    );
+
+    for node in ["node1", "node2"] {
+        let out = lab.cilium(node, &["policy", "import", POLICY]);
+        assert!(out.contains("Revision:"), "{out}");
+    }
+    assert!(
+        connect(&lab, "tiefighter", &deathstar),
+        "tiefighter must reach deathstar:80"
+    );
+    assert!(!connect(&lab, "xwing", &deathstar), "xwing must be dropped");
+    let metrics: serde_json::Value =
+        serde_json::from_str(&lab.cilium("node2", &["bpf", "metrics", "list", "-o", "json"]))
+            .unwrap();
+    assert!(
+        metrics
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["reason_code"] == 133
+                && m["reason"] == "Policy denied"
+                && m["direction"] == "INGRESS"),
+        "deathstar's node counts the drop as Policy denied: {metrics}"
+    );
+
+    // Policies are applied in place: deleting them opens the door again.
+    lab.cilium("node2", &["policy", "delete", "--all"]);
+    eventually(Duration::from_secs(5), "xwing to get in again", || {
+        connect(&lab, "xwing", &deathstar).then_some(())
+    });
+}
