@@ -119,9 +119,8 @@ pub struct DropEvent {
 
 /// The policy decision on a new connection (`CILIUM_NOTIFY_POLICY_VERDICT`).
 ///
-/// Decoded by [`PolicyVerdictEvent::parse`]; [`DatapathEvent::parse`] does
-/// not know this type yet (adding a variant would break exhaustive matches
-/// in `cilium-monitor`), so readers try this parser first on type 5.
+/// [`DatapathEvent::parse`] yields it as [`DatapathEvent::PolicyVerdict`];
+/// [`PolicyVerdictEvent::parse`] decodes a record known to be of this type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolicyVerdictEvent {
     /// Common header (`source_endpoint` = the endpoint whose policy decided).
@@ -186,6 +185,8 @@ pub enum DatapathEvent {
     Trace(TraceEvent),
     /// A drop notification.
     Drop(DropEvent),
+    /// A policy verdict on a new connection.
+    PolicyVerdict(PolicyVerdictEvent),
 }
 
 impl DatapathEvent {
@@ -201,6 +202,9 @@ impl DatapathEvent {
         match kind {
             CILIUM_NOTIFY_TRACE => parse_trace(record).map(Self::Trace),
             CILIUM_NOTIFY_DROP => parse_drop(record).map(Self::Drop),
+            CILIUM_NOTIFY_POLICY_VERDICT => {
+                PolicyVerdictEvent::parse(record).map(Self::PolicyVerdict)
+            }
             kind => Err(EventParseError::UnknownType {
                 kind,
                 len: record.len(),
@@ -213,6 +217,7 @@ impl DatapathEvent {
         match self {
             Self::Trace(trace) => &trace.header,
             Self::Drop(drop) => &drop.header,
+            Self::PolicyVerdict(verdict) => &verdict.header,
         }
     }
 }
@@ -419,6 +424,21 @@ mod tests {
         );
         assert!(!verdict.egress);
         assert_eq!(verdict.payload, vec![7, 8]);
+        assert_eq!(
+            DatapathEvent::parse(&record),
+            Ok(DatapathEvent::PolicyVerdict(verdict))
+        );
+        assert_eq!(
+            DatapathEvent::parse(&record).map(|e| e.header().source_endpoint),
+            Ok(743)
+        );
+        assert!(matches!(
+            DatapathEvent::parse(&record[..39]),
+            Err(EventParseError::Truncated {
+                kind: "policy-verdict",
+                ..
+            })
+        ));
         assert!(matches!(
             PolicyVerdictEvent::parse(&record[..20]),
             Err(EventParseError::Truncated { .. })

@@ -8,6 +8,7 @@ use cilium_datapath::codes::{source_file_name, DropReason, ObservationPoint, Tra
 use cilium_datapath::{DatapathEvent, EventParseError};
 use serde::{Serialize, Serializer};
 
+use crate::names::policy_match_name;
 use crate::packet::{decode_ethernet, PacketSummary};
 
 /// Errors turning records into events.
@@ -29,6 +30,7 @@ pub enum EventError {
 pub enum MonitorEvent {
     Trace(TraceEvent),
     Drop(DropEvent),
+    PolicyVerdict(PolicyVerdictEvent),
 }
 
 /// A packet seen at an observation point (`trace_notify`).
@@ -80,12 +82,90 @@ pub struct DropEvent {
     pub summary: PacketSummary,
 }
 
+/// The policy decision on a new connection (`policy_verdict_notify`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PolicyVerdictEvent {
+    /// The endpoint whose policy decided (`local EP ID`).
+    pub source_endpoint: u16,
+    pub flow_hash: u32,
+    /// Identity of the other end of the connection.
+    pub remote_identity: u32,
+    /// IP protocol number.
+    pub protocol: u8,
+    pub direction: TrafficDirection,
+    pub action: PolicyAction,
+    /// Why the connection was denied (`None` when allowed), e.g. `Policy denied`.
+    #[serde(serialize_with = "optional_drop_reason_description")]
+    pub drop_reason: Option<DropReason>,
+    /// Which kind of policy entry decided, as Cilium names it: `none`, `L3-Only`, `L3-L4`,
+    /// `L4-Only`, `all`, `L3-Proto`, `Proto-Only`.
+    #[serde(serialize_with = "match_type_name")]
+    pub match_type: u8,
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub auth_type: u8,
+    pub cookie: u32,
+    pub original_len: u32,
+    pub summary: PacketSummary,
+}
+
+/// The endpoint's side of the connection a policy verdict is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrafficDirection {
+    Ingress,
+    Egress,
+}
+
+impl TrafficDirection {
+    pub fn name(self) -> &'static str {
+        match self {
+            TrafficDirection::Ingress => "ingress",
+            TrafficDirection::Egress => "egress",
+        }
+    }
+}
+
+/// What policy did with a new connection, as `cilium monitor` prints it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PolicyAction {
+    Allow,
+    Deny,
+    /// Audit mode let through what policy denies.
+    Audit,
+}
+
+impl PolicyAction {
+    pub fn name(self) -> &'static str {
+        match self {
+            PolicyAction::Allow => "allow",
+            PolicyAction::Deny => "deny",
+            PolicyAction::Audit => "audit",
+        }
+    }
+}
+
 fn point_name<S: Serializer>(point: &ObservationPoint, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(point.name())
 }
 
 fn trace_reason_name<S: Serializer>(reason: &TraceReason, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(reason.name())
+}
+
+fn optional_drop_reason_description<S: Serializer>(
+    reason: &Option<DropReason>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match reason {
+        Some(reason) => s.serialize_str(&reason.description()),
+        None => s.serialize_none(),
+    }
+}
+
+fn match_type_name<S: Serializer>(match_type: &u8, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(policy_match_name(*match_type))
 }
 
 fn drop_reason_description<S: Serializer>(reason: &DropReason, s: S) -> Result<S::Ok, S::Error> {
@@ -148,6 +228,30 @@ impl MonitorEvent {
                 original_len: d.header.len_orig,
                 summary: decode_ethernet(&d.payload),
             }),
+            DatapathEvent::PolicyVerdict(v) => MonitorEvent::PolicyVerdict(PolicyVerdictEvent {
+                source_endpoint: v.header.source_endpoint,
+                flow_hash: v.header.hash,
+                remote_identity: v.remote_identity,
+                protocol: v.protocol,
+                direction: if v.egress {
+                    TrafficDirection::Egress
+                } else {
+                    TrafficDirection::Ingress
+                },
+                action: match (v.audited, v.drop_reason) {
+                    (true, _) => PolicyAction::Audit,
+                    (false, Some(_)) => PolicyAction::Deny,
+                    (false, None) => PolicyAction::Allow,
+                },
+                drop_reason: v.drop_reason,
+                match_type: v.match_type,
+                src_port: v.src_port,
+                dst_port: v.dst_port,
+                auth_type: v.auth_type,
+                cookie: v.cookie,
+                original_len: v.header.len_orig,
+                summary: decode_ethernet(&v.payload),
+            }),
         }
     }
 
@@ -155,6 +259,7 @@ impl MonitorEvent {
         match self {
             MonitorEvent::Trace(_) => EventKind::Trace,
             MonitorEvent::Drop(_) => EventKind::Drop,
+            MonitorEvent::PolicyVerdict(_) => EventKind::PolicyVerdict,
         }
     }
 
@@ -163,14 +268,20 @@ impl MonitorEvent {
         match self {
             MonitorEvent::Trace(t) => t.source_endpoint,
             MonitorEvent::Drop(d) => d.source_endpoint,
+            MonitorEvent::PolicyVerdict(v) => v.source_endpoint,
         }
     }
 
-    /// Endpoint the packet was headed to, 0 when not known.
+    /// Endpoint the packet was headed to, 0 when not known. An ingress verdict's packet is
+    /// headed to the deciding endpoint; an egress verdict's leaves it.
     pub fn dst_endpoint(&self) -> u32 {
         match self {
             MonitorEvent::Trace(t) => u32::from(t.dst_endpoint),
             MonitorEvent::Drop(d) => d.dst_endpoint,
+            MonitorEvent::PolicyVerdict(v) => match v.direction {
+                TrafficDirection::Ingress => u32::from(v.source_endpoint),
+                TrafficDirection::Egress => 0,
+            },
         }
     }
 
@@ -178,12 +289,13 @@ impl MonitorEvent {
         match self {
             MonitorEvent::Trace(t) => &t.summary,
             MonitorEvent::Drop(d) => &d.summary,
+            MonitorEvent::PolicyVerdict(v) => &v.summary,
         }
     }
 }
 
-/// Monitor message types by their `cilium monitor -t` names. Only `drop` and `trace` are
-/// produced by this datapath today; the others are accepted so scripts written for Cilium
+/// Monitor message types by their `cilium monitor -t` names. Only `drop`, `trace` and
+/// `policy-verdict` are produced by this datapath today; the others are accepted so scripts written for Cilium
 /// keep working, and simply match nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EventKind {
@@ -245,8 +357,9 @@ pub(crate) mod tests {
     use super::*;
     use crate::packet::tests::{ipv4_frame, tcp_header};
     use cilium_datapath::abi::{
-        DropNotify, NotifyCaptureHdr, TraceNotify, CILIUM_NOTIFY_DROP, CILIUM_NOTIFY_TRACE,
-        NOTIFY_DROP_VER, NOTIFY_TRACE_VER,
+        DropNotify, NotifyCaptureHdr, PolicyVerdictNotify, TraceNotify, CILIUM_NOTIFY_DROP,
+        CILIUM_NOTIFY_POLICY_VERDICT, CILIUM_NOTIFY_TRACE, NOTIFY_DROP_VER, NOTIFY_POLICY_VER,
+        NOTIFY_TRACE_VER,
     };
 
     /// The raw bytes of a notification struct followed by the captured packet, as the
@@ -305,6 +418,40 @@ pub(crate) mod tests {
         record(&msg, packet)
     }
 
+    /// The verdict of Cilium's documentation example: endpoint 743 denies, on ingress, a DNS
+    /// reply from identity 1210 (10.35.133.77:53 -> 10.35.10.243:41763). `dir` is 1 for
+    /// ingress, 2 for egress; `verdict` 0 allows, `-reason` denies.
+    pub(crate) fn verdict_record(dir: u8, verdict: i32, match_type: u8, audited: u8) -> Vec<u8> {
+        let mut udp = Vec::new();
+        for word in [53u16, 41763, 8, 0] {
+            udp.extend_from_slice(&word.to_be_bytes());
+        }
+        let packet = ipv4_frame([10, 35, 133, 77], [10, 35, 10, 243], 17, &udp);
+        let msg = PolicyVerdictNotify {
+            hdr: NotifyCaptureHdr {
+                kind: CILIUM_NOTIFY_POLICY_VERDICT,
+                subtype: 0,
+                source: 743,
+                hash: 0,
+                len_orig: packet.len() as u32,
+                len_cap: packet.len() as u16,
+                version: NOTIFY_POLICY_VER,
+            },
+            remote_label: 1210,
+            verdict,
+            dst_port: 41763,
+            src_port: 53,
+            proto: 17,
+            dir,
+            match_type,
+            audited,
+            auth_type: 0,
+            pad: [0; 3],
+            cookie: 0,
+        };
+        record(&msg, &packet)
+    }
+
     pub(crate) fn names(ifindex: u32) -> Option<String> {
         (ifindex == 8).then(|| "lxc0a1b2c3d4e5".to_string())
     }
@@ -351,6 +498,45 @@ pub(crate) mod tests {
         assert_eq!(json["file"], "bpf_lxc.c");
         assert_eq!(json["line"], 321);
         assert_eq!(json["interface"], "lxc0a1b2c3d4e5");
+    }
+
+    #[test]
+    fn policy_verdict_records_become_events() {
+        let event = MonitorEvent::from_record(&verdict_record(1, -133, 0, 0), &names)
+            .expect("valid policy verdict");
+        let MonitorEvent::PolicyVerdict(verdict) = &event else {
+            panic!("expected a policy verdict, got {event:?}")
+        };
+        assert_eq!(verdict.action, PolicyAction::Deny);
+        assert_eq!(verdict.direction, TrafficDirection::Ingress);
+        assert_eq!(event.kind(), EventKind::PolicyVerdict);
+        assert_eq!((event.source_endpoint(), event.dst_endpoint()), (743, 743));
+
+        let json = serde_json::to_value(&event).unwrap();
+        assert_eq!(json["type"], "policy_verdict");
+        assert_eq!(json["source_endpoint"], 743);
+        assert_eq!(json["remote_identity"], 1210);
+        assert_eq!(json["protocol"], 17);
+        assert_eq!(json["direction"], "ingress");
+        assert_eq!(json["action"], "deny");
+        assert_eq!(json["drop_reason"], "Policy denied");
+        assert_eq!(json["match_type"], "none");
+        assert_eq!(
+            (json["src_port"].clone(), json["dst_port"].clone()),
+            (53.into(), 41763.into())
+        );
+        assert_eq!(json["summary"]["l4"]["src_port"], 53);
+
+        let allowed = MonitorEvent::from_record(&verdict_record(2, 0, 2, 0), &names).unwrap();
+        let json = serde_json::to_value(&allowed).unwrap();
+        assert_eq!(json["action"], "allow");
+        assert_eq!(json["direction"], "egress");
+        assert_eq!(json["drop_reason"], serde_json::Value::Null);
+        assert_eq!(json["match_type"], "L3-L4");
+        assert_eq!(allowed.dst_endpoint(), 0);
+
+        let audited = MonitorEvent::from_record(&verdict_record(1, 0, 0, 1), &names).unwrap();
+        assert_eq!(serde_json::to_value(&audited).unwrap()["action"], "audit");
     }
 
     #[test]

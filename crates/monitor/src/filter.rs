@@ -34,7 +34,7 @@ impl EventFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::tests::{drop_record, names, syn_packet, trace_record};
+    use crate::event::tests::{drop_record, names, syn_packet, trace_record, verdict_record};
 
     #[test]
     fn filters_combine_with_and() {
@@ -69,5 +69,36 @@ mod tests {
             ..Default::default()
         };
         assert!(!from_1.matches(&trace) && !from_1.matches(&drop));
+    }
+
+    #[test]
+    fn policy_verdicts_by_type_and_endpoint() {
+        let decode = |record: &[u8]| MonitorEvent::from_record(record, &names).expect("record");
+        let ingress = decode(&verdict_record(1, -133, 0, 0));
+        let egress = decode(&verdict_record(2, 0, 2, 0));
+        let drop = decode(&drop_record(133, &syn_packet()));
+        let verdicts = EventFilter {
+            kinds: [EventKind::PolicyVerdict].into(),
+            ..Default::default()
+        };
+        assert!(verdicts.matches(&ingress) && verdicts.matches(&egress));
+        assert!(!verdicts.matches(&drop));
+        let drops = EventFilter {
+            kinds: [EventKind::Drop].into(),
+            ..Default::default()
+        };
+        assert!(!drops.matches(&ingress) && drops.matches(&drop));
+
+        // Verdicts belong to the endpoint whose policy decided (743).
+        let related = EventFilter {
+            related_to: Some(743),
+            ..Default::default()
+        };
+        assert!(related.matches(&ingress) && related.matches(&egress) && !related.matches(&drop));
+        let to_743 = EventFilter {
+            to: Some(743),
+            ..Default::default()
+        };
+        assert!(to_743.matches(&ingress) && !to_743.matches(&egress));
     }
 }

@@ -9,7 +9,10 @@ pub mod names;
 pub mod packet;
 pub mod text;
 
-pub use event::{DropEvent, EventError, EventKind, MonitorEvent, TraceEvent};
+pub use event::{
+    DropEvent, EventError, EventKind, MonitorEvent, PolicyAction, PolicyVerdictEvent, TraceEvent,
+    TrafficDirection,
+};
 pub use filter::EventFilter;
 #[cfg(feature = "tokio")]
 pub use frame::write_frame_async;

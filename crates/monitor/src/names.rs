@@ -1,5 +1,6 @@
 //! How `cilium monitor` names things in its text lines: observation points as arrows
-//! (`-> endpoint`, `<- stack`) and reserved security identities by name (`host`, `world`).
+//! (`-> endpoint`, `<- stack`), reserved security identities by name (`host`, `world`) and
+//! policy match types (`L3-L4`).
 
 use std::borrow::Cow;
 
@@ -38,6 +39,20 @@ pub fn identity_name(identity: u32) -> Cow<'static, str> {
     }
 }
 
+/// A policy verdict's `POLICY_MATCH_*` as `cilium monitor` prints it; `none` for 0 and for
+/// values it does not know.
+pub fn policy_match_name(match_type: u8) -> &'static str {
+    match match_type {
+        1 => "L3-Only",
+        2 => "L3-L4",
+        3 => "L4-Only",
+        4 => "all",
+        5 => "L3-Proto",
+        6 => "Proto-Only",
+        _ => "none",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,5 +72,23 @@ mod tests {
         assert_eq!(identity_name(1), "host");
         assert_eq!(identity_name(8), "ingress");
         assert_eq!(identity_name(61131), "61131");
+    }
+
+    #[test]
+    fn policy_match_types_as_cilium_prints_them() {
+        let names: Vec<&str> = (0..=7).map(policy_match_name).collect();
+        assert_eq!(
+            names,
+            [
+                "none",
+                "L3-Only",
+                "L3-L4",
+                "L4-Only",
+                "all",
+                "L3-Proto",
+                "Proto-Only",
+                "none"
+            ]
+        );
     }
 }

@@ -6,8 +6,8 @@ use std::fmt::{self, Write as _};
 
 use cilium_datapath::codes::ObservationPoint;
 
-use crate::event::{DropEvent, MonitorEvent, TraceEvent};
-use crate::names::{arrow, identity_name};
+use crate::event::{DropEvent, MonitorEvent, PolicyVerdictEvent, TraceEvent};
+use crate::names::{arrow, identity_name, policy_match_name};
 use crate::packet::{L4Summary, PacketSummary};
 
 const VERBOSE_SEPARATOR: &str =
@@ -18,6 +18,7 @@ impl fmt::Display for MonitorEvent {
         match self {
             MonitorEvent::Trace(trace) => trace.fmt(f),
             MonitorEvent::Drop(drop) => drop.fmt(f),
+            MonitorEvent::PolicyVerdict(verdict) => verdict.fmt(f),
         }
     }
 }
@@ -59,6 +60,24 @@ impl fmt::Display for DropEvent {
     }
 }
 
+impl fmt::Display for PolicyVerdictEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Policy verdict log: flow {:#x} local EP ID {}, remote ID {}, proto {}, {}, \
+             action {}, match {}, {}",
+            self.flow_hash,
+            self.source_endpoint,
+            identity_name(self.remote_identity),
+            self.protocol,
+            self.direction.name(),
+            self.action.name(),
+            policy_match_name(self.match_type),
+            self.summary
+        )
+    }
+}
+
 /// An interface as shown in trace lines: its name when known, else the number.
 fn interface(ifindex: u32, name: Option<&str>) -> String {
     match name {
@@ -93,6 +112,22 @@ pub fn format_verbose(event: &MonitorEvent) -> String {
             d.line,
             d.ext_error,
             d.original_len,
+            summary.captured_len,
+        ),
+        MonitorEvent::PolicyVerdict(v) => writeln!(
+            out,
+            "policy verdict {} FROM endpoint {} {} remote identity {} ports {}->{} auth_type {} \
+             cookie {}: {} bytes ({} captured)",
+            v.drop_reason
+                .map_or_else(|| "allowed".to_string(), |r| r.description()),
+            v.source_endpoint,
+            v.direction.name(),
+            v.remote_identity,
+            v.src_port,
+            v.dst_port,
+            v.auth_type,
+            v.cookie,
+            v.original_len,
             summary.captured_len,
         ),
     };
@@ -162,7 +197,7 @@ fn write_layers(out: &mut String, summary: &PacketSummary) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::tests::{drop_record, names, syn_packet, trace_record};
+    use crate::event::tests::{drop_record, names, syn_packet, trace_record, verdict_record};
     use crate::packet::tests::ipv4_frame;
 
     fn event(record: &[u8]) -> MonitorEvent {
@@ -206,6 +241,31 @@ mod tests {
         );
         let line = event(&drop_record(133, &[])).to_string();
         assert!(line.ends_with("(Policy denied) flow 0x0 to endpoint 0, , identity 1210->unknown: no packet captured"), "{line}");
+    }
+
+    #[test]
+    fn policy_verdict_line() {
+        let line = event(&verdict_record(1, -133, 0, 0)).to_string();
+        assert_eq!(
+            line,
+            "Policy verdict log: flow 0x0 local EP ID 743, remote ID 1210, proto 17, ingress, \
+             action deny, match none, 10.35.133.77:53 -> 10.35.10.243:41763 udp"
+        );
+        let line = event(&verdict_record(2, 0, 1, 0)).to_string();
+        assert!(
+            line.contains(", proto 17, egress, action allow, match L3-Only, "),
+            "{line}"
+        );
+        let line = event(&verdict_record(1, 0, 4, 1)).to_string();
+        assert!(line.contains(", action audit, match all, "), "{line}");
+        let text = format_verbose(&event(&verdict_record(1, -133, 0, 0)));
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[1].starts_with("Policy verdict log:"), "{text}");
+        assert!(
+            lines[2].starts_with("policy verdict Policy denied FROM endpoint 743 ingress"),
+            "{text}"
+        );
+        assert_eq!(lines[5], "UDP\t{src_port=53 dst_port=41763}", "{text}");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! `demo`: brings a two-node lab with etcd up if none is (or adds a second node to a one-node
 //! lab), deploys a client pod on one node and a server pod on the other, and shows, one
-//! printed command at a time, what works between them across the underlay. The lab stays up
-//! afterwards.
+//! printed command at a time, what works between them across the underlay; then Cilium's
+//! Star Wars demo: its L3/L4 policy lets the empire's tiefighter reach the deathstar and drops
+//! the alliance's xwing. The lab stays up afterwards.
 //!
 //! Every step runs this very binary (or `cilium` through `node exec`) exactly as a user would
 //! type it, so the printed commands can be copied.
@@ -56,12 +57,29 @@ pub enum DemoError {
     },
     #[error("step failed ({status}): {command}")]
     Step { command: String, status: ExitStatus },
+    #[error("step should have failed but succeeded: {command}")]
+    Unexpected { command: String },
+    #[error("cannot write {path}")]
+    Write {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
 }
 
 /// Labels and served ports of the two demo pods.
 const CLIENT: (&str, &str) = ("client", "app=client");
 const SERVER: (&str, &str) = ("server", "app=server");
 const SERVER_PORTS: &str = "80/tcp,80/udp";
+
+/// Cilium's Star Wars demo: pods (name, labels, served ports, node index) and the L3/L4 policy.
+const STARWARS_PODS: [(&str, &str, Option<&str>, usize); 3] = [
+    ("deathstar", "org=empire,class=deathstar", Some("80/tcp"), 1),
+    ("tiefighter", "org=empire,class=tiefighter", None, 0),
+    ("xwing", "org=alliance,class=xwing", None, 0),
+];
+const STARWARS_POLICY: &str = include_str!("../../../../examples/starwars/sw_l3_l4_policy.yaml");
+const STARWARS_POLICY_FILE: &str = "sw_l3_l4_policy.yaml";
 
 /// How long the demo waits for the client's node to learn the server's node.
 const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(15);
@@ -192,6 +210,7 @@ pub fn demo(lab: &Lab, bins: &BinDir) -> Result<(), DemoError> {
         &["node", "exec"],
         &in_node(&client.node, &["bpf", "ct", "list", "global"]),
     )?;
+    starwars(&demo, lab, &[first.clone(), second.clone()], &in_node)?;
     let flag = lab.name_flag();
     println!(
         "\nThe lab is still up. Explore it:\n  \
@@ -205,12 +224,108 @@ pub fn demo(lab: &Lab, bins: &BinDir) -> Result<(), DemoError> {
     Ok(())
 }
 
+/// The Star Wars part: pods, the policy on every node, an allowed and a dropped connection.
+fn starwars(
+    demo: &Demo,
+    lab: &Lab,
+    nodes: &[String; 2],
+    in_node: &dyn Fn(&str, &[&str]) -> Vec<String>,
+) -> Result<(), DemoError> {
+    let state = pod::read_running(lab).map_err(|source| DemoError::NotUp {
+        source: Box::new(source),
+    })?;
+    for (name, labels, serve, node) in STARWARS_PODS {
+        let key = PodKey::new("default", name).expect("demo pod names are valid");
+        if state.pod(&key).is_some() {
+            continue;
+        }
+        let mut rest = vec![
+            name.to_string(),
+            "--node".into(),
+            nodes[node].clone(),
+            "--labels".into(),
+            labels.into(),
+        ];
+        if let Some(ports) = serve {
+            rest.extend(["--serve".to_string(), ports.to_string()]);
+        }
+        demo.step(
+            &format!("Star Wars: add pod {name} on {}", nodes[node]),
+            &["pod", "add"],
+            &rest,
+        )?;
+    }
+    let policy = lab.dir().join(STARWARS_POLICY_FILE);
+    std::fs::write(&policy, STARWARS_POLICY).map_err(|source| DemoError::Write {
+        path: policy.display().to_string(),
+        source,
+    })?;
+    let policy = policy.display().to_string();
+    for node in nodes {
+        demo.step(
+            &format!(
+                "Import Cilium's Star Wars L3/L4 policy (CiliumNetworkPolicy rule1) on {node}"
+            ),
+            &["node", "exec"],
+            &in_node(node, &["policy", "import", &policy]),
+        )?;
+    }
+    let state = pod::read_running(lab).map_err(|source| DemoError::NotUp {
+        source: Box::new(source),
+    })?;
+    let deathstar = demo_pod(&state, "deathstar")?;
+    let target = format!("{}:80", deathstar.ip);
+    let connect = |from: &str| {
+        vec![
+            from.to_string(),
+            "--".into(),
+            "cilium-lab".into(),
+            "connect".into(),
+            target.clone(),
+            "--timeout".into(),
+            "2".into(),
+        ]
+    };
+    demo.step(
+        "tiefighter (org=empire) lands on the deathstar: allowed by rule1 on TCP/80",
+        &["exec"],
+        &connect("tiefighter"),
+    )?;
+    demo.expect_failure(
+        "xwing (org=alliance) tries the same: dropped, no answer",
+        &["exec"],
+        &connect("xwing"),
+    )?;
+    demo.step(
+        &format!(
+            "The deathstar's node ({}): the drop counted as \"Policy denied\"",
+            deathstar.node
+        ),
+        &["node", "exec"],
+        &in_node(&deathstar.node, &["bpf", "metrics", "list"]),
+    )
+}
+
 struct Demo<'a> {
     lab: &'a Lab,
     exe: &'a Path,
 }
 
 impl Demo<'_> {
+    /// Like [`Demo::step`], for a command that must fail (a connection the policy drops).
+    fn expect_failure(&self, title: &str, sub: &[&str], rest: &[String]) -> Result<(), DemoError> {
+        match self.step(title, sub, rest) {
+            Err(DemoError::Step { .. }) => {
+                println!("(failed, as it should)");
+                Ok(())
+            }
+            Ok(()) => Err(DemoError::Unexpected {
+                command: format!("cilium-lab {} {}", sub.join(" "), rest.join(" ")),
+            }),
+            Err(other) => Err(other),
+        }
+    }
+
     /// Prints the step and its command line, then runs it with inherited stdio.
     fn step(&self, title: &str, sub: &[&str], rest: &[String]) -> Result<(), DemoError> {
         let mut args: Vec<String> = sub.iter().map(|s| s.to_string()).collect();
