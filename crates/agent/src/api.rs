@@ -35,6 +35,10 @@ pub fn router(agent: Arc<Agent>) -> Router {
             get(get_policy).put(put_policy).delete(delete_policy),
         )
         .route("/v1/kvstore", get(kvstore_get))
+        .route(
+            "/v1/resources",
+            axum::routing::put(apply_resources).delete(delete_resources),
+        )
         .with_state(agent)
 }
 
@@ -75,6 +79,34 @@ async fn delete_policy(State(agent): State<Arc<Agent>>) -> Response {
         StatusCode::OK,
     )
     .await
+}
+
+/// `PUT /v1/resources` (`cilium apply -f`): stores the objects in the body in the kvstore.
+async fn apply_resources(State(agent): State<Arc<Agent>>, body: axum::body::Bytes) -> Response {
+    let text = String::from_utf8_lossy(&body).into_owned();
+    let store = Arc::clone(agent.cluster.store());
+    resource_answer(
+        crate::resources::apply(store.as_ref(), agent.cluster.cluster_name(), &text).await,
+    )
+}
+
+/// `DELETE /v1/resources` (`cilium delete -f`): removes the objects in the body.
+async fn delete_resources(State(agent): State<Arc<Agent>>, body: axum::body::Bytes) -> Response {
+    let text = String::from_utf8_lossy(&body).into_owned();
+    let store = Arc::clone(agent.cluster.store());
+    resource_answer(
+        crate::resources::delete(store.as_ref(), agent.cluster.cluster_name(), &text).await,
+    )
+}
+
+fn resource_answer(result: Result<Vec<String>, crate::resources::ResourceError>) -> Response {
+    match result {
+        Ok(keys) => Json(serde_json::json!({ "keys": keys })).into_response(),
+        Err(error @ crate::resources::ResourceError::Store(_)) => {
+            error_response(StatusCode::SERVICE_UNAVAILABLE, chain(&error))
+        }
+        Err(error) => error_response(StatusCode::BAD_REQUEST, chain(&error)),
+    }
 }
 
 async fn cluster_nodes(State(agent): State<Arc<Agent>>) -> Response {

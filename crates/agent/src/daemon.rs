@@ -116,6 +116,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     });
     tokio::spawn(identity::run_worker(Arc::clone(&agent), identity_queue));
     spawn_policy_refresh(Arc::clone(&agent));
+    tokio::spawn(crate::resources::follow(Arc::clone(&agent)));
 
     monitor_server::start(&config.monitor_socket(), prepared.events)?;
     spawn_conntrack_gc(agent.clone());

@@ -11,6 +11,7 @@ mod monitor_server;
 mod node_address;
 mod node_datapath;
 mod policy;
+mod resources;
 
 use clap::Parser;
 

@@ -79,6 +79,20 @@ impl PolicyEngine {
         Ok(revision)
     }
 
+    /// Stores (or replaces) one policy.
+    pub fn upsert(&self, policy: &cilium_policy::Policy) -> u64 {
+        self.state
+            .lock()
+            .expect("policy lock")
+            .repo
+            .upsert_policy(policy)
+    }
+
+    /// Removes one policy.
+    pub fn delete(&self, source: &PolicySource) {
+        self.state.lock().expect("policy lock").repo.delete(source);
+    }
+
     /// Deletes every policy (Cilium's `policy delete --all`). Returns the revision.
     pub fn delete_all(&self) -> u64 {
         let mut state = self.state.lock().expect("policy lock");

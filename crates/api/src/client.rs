@@ -158,6 +158,21 @@ impl AgentClient {
         self.decode("PUT", path, status, payload)
     }
 
+    /// Stores the objects in `text` in the cluster's kvstore (`cilium apply -f`); returns the
+    /// agent's answer (`{"keys": [...]}`).
+    pub fn resources_apply(&self, text: &str) -> Result<serde_json::Value, ClientError> {
+        let path = "/v1/resources";
+        let (status, payload) = self.roundtrip("PUT", path, text.as_bytes())?;
+        self.decode("PUT", path, status, payload)
+    }
+
+    /// Removes the objects in `text` from the cluster's kvstore (`cilium delete -f`).
+    pub fn resources_delete(&self, text: &str) -> Result<serde_json::Value, ClientError> {
+        let path = "/v1/resources";
+        let (status, payload) = self.roundtrip("DELETE", path, text.as_bytes())?;
+        self.decode("DELETE", path, status, payload)
+    }
+
     /// The agent's rules and revision (`GET /v1/policy`).
     pub fn policy_get(&self) -> Result<serde_json::Value, ClientError> {
         self.get("/v1/policy")

@@ -67,6 +67,19 @@ pub enum Command {
     /// Manage network policies
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Store the objects of a file (policies, namespaces, pods, …) in the cluster's kvstore;
+    /// every agent enforces the policies among them
+    Apply {
+        /// YAML or JSON file (`-` for stdin)
+        #[arg(short = 'f', long = "filename")]
+        file: std::path::PathBuf,
+    },
+    /// Remove the objects of a file from the cluster's kvstore
+    Delete {
+        /// YAML or JSON file (`-` for stdin)
+        #[arg(short = 'f', long = "filename")]
+        file: std::path::PathBuf,
+    },
     /// Inspect the agent's BPF maps directly
     #[command(subcommand)]
     Bpf(BpfCommand),

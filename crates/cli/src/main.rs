@@ -40,6 +40,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Policy(PolicyCommand::Import { file }) => {
             commands::policy::import(&target, &file, cli.output)?
         }
+        Command::Apply { file } => commands::policy::apply(&target, &file, false, cli.output)?,
+        Command::Delete { file } => commands::policy::apply(&target, &file, true, cli.output)?,
         Command::Policy(PolicyCommand::Get) => commands::policy::get(&target, cli.output)?,
         Command::Policy(PolicyCommand::Delete { all }) => {
             commands::policy::delete(&target, all, cli.output)?

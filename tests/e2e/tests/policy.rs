@@ -76,3 +76,63 @@ fn starwars_l3_l4_policy_lets_the_empire_in_and_drops_the_alliance() {
         connect(&lab, "xwing", &deathstar).then_some(())
     });
 }
+
+#[test]
+fn a_policy_applied_on_one_node_is_enforced_on_every_node() {
+    let _serial = serial();
+    let lab = Lab::up_with("sa", &["--nodes", "2"]);
+    lab.pod_add(
+        "deathstar",
+        &[
+            "--node",
+            "node2",
+            "--labels",
+            "org=empire,class=deathstar",
+            "--serve",
+            "80/tcp",
+        ],
+    );
+    lab.pod_add(
+        "tiefighter",
+        &["--node", "node1", "--labels", "org=empire,class=tiefighter"],
+    );
+    lab.pod_add(
+        "xwing",
+        &["--node", "node1", "--labels", "org=alliance,class=xwing"],
+    );
+    let deathstar = format!("{}:80", lab.pod_ip("deathstar"));
+
+    // Applied through node1's agent only: stored in the kvstore, enforced on node2.
+    let out = lab.cilium("node1", &["apply", "-f", POLICY]);
+    assert!(
+        out.contains("cilium/state/resources/v1/default/CiliumNetworkPolicy/default/rule1 applied"),
+        "{out}"
+    );
+    eventually(Duration::from_secs(10), "node2 to enforce rule1", || {
+        (!connect(&lab, "xwing", &deathstar)).then_some(())
+    });
+    assert!(connect(&lab, "tiefighter", &deathstar));
+    let rules = lab.cilium("node2", &["policy", "get"]);
+    assert!(rules.contains("rule1"), "{rules}");
+
+    // Invalid input is refused and changes nothing.
+    let bad = std::env::temp_dir().join(format!("{}-bad.yaml", lab.name));
+    std::fs::write(&bad, "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: broken}\nspec:\n  endpointSelector: {}\n  ingress:\n  - toPorts: [{ports: [{port: \"99999\"}]}]\n").unwrap();
+    let cli = lab.bin("cilium").display().to_string();
+    let out = lab.node_exec("node1", &[&cli, "apply", "-f", bad.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&bad);
+    assert!(!out.status.success(), "a malformed policy must be refused");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("port"),
+        "the error names the field"
+    );
+    assert!(
+        connect(&lab, "tiefighter", &deathstar),
+        "the refused file changed nothing"
+    );
+
+    lab.cilium("node1", &["delete", "-f", POLICY]);
+    eventually(Duration::from_secs(10), "node2 to drop rule1", || {
+        connect(&lab, "xwing", &deathstar).then_some(())
+    });
+}

@@ -1,4 +1,5 @@
-//! `cilium policy import|get|delete`: the agent's network policies (Cilium's verbs).
+//! `cilium policy import|get|delete`: the agent's network policies (Cilium's verbs), and
+//! `cilium apply -f` / `cilium delete -f`: objects in the cluster's kvstore.
 
 use std::io::Read;
 use std::path::Path;
@@ -17,7 +18,7 @@ pub enum PolicyCommandError {
         #[source]
         source: std::io::Error,
     },
-    #[error("the agent refused the policy")]
+    #[error("the agent refused the request")]
     Import {
         #[source]
         source: ClientError,
@@ -31,25 +32,58 @@ pub enum PolicyCommandError {
     DeleteNeedsAll,
 }
 
+/// A file's text, or stdin's for `-`.
+fn read_input(file: &Path) -> Result<String, PolicyCommandError> {
+    let read_err = |source| PolicyCommandError::Read {
+        path: file.display().to_string(),
+        source,
+    };
+    if file == Path::new("-") {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(read_err)?;
+        Ok(text)
+    } else {
+        std::fs::read_to_string(file).map_err(read_err)
+    }
+}
+
+/// `cilium apply -f` / `cilium delete -f`: stores or removes a file's objects in the cluster's
+/// kvstore and prints the keys.
+pub fn apply(
+    target: &AgentTarget,
+    file: &Path,
+    remove: bool,
+    format: OutputFormat,
+) -> Result<(), PolicyCommandError> {
+    let text = read_input(file)?;
+    let client = target.client();
+    let answer = if remove {
+        client.resources_delete(&text)
+    } else {
+        client.resources_apply(&text)
+    }
+    .map_err(|source| PolicyCommandError::Import { source })?;
+    match format {
+        OutputFormat::Json => println!("{answer}"),
+        OutputFormat::Text => {
+            let verb = if remove { "deleted" } else { "applied" };
+            for key in answer["keys"].as_array().into_iter().flatten() {
+                println!("{} {verb}", key.as_str().unwrap_or_default());
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Sends a policy file to the agent and prints the new revision.
 pub fn import(
     target: &AgentTarget,
     file: &Path,
     format: OutputFormat,
 ) -> Result<(), PolicyCommandError> {
-    let read_err = |source| PolicyCommandError::Read {
-        path: file.display().to_string(),
-        source,
-    };
-    let text = if file == Path::new("-") {
-        let mut text = String::new();
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .map_err(read_err)?;
-        text
-    } else {
-        std::fs::read_to_string(file).map_err(read_err)?
-    };
+    let text = read_input(file)?;
     let answer = target
         .client()
         .policy_import(&text)
