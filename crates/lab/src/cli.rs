@@ -45,6 +45,10 @@ pub enum Command {
     /// Stop and start the lab's etcd (a control-plane outage).
     #[command(subcommand)]
     Etcd(EtcdCommand),
+    /// Store a manifest's objects in the cluster and realize its Pods and Deployments as pods.
+    Apply(FileArgs),
+    /// Remove a manifest's objects from the cluster and the pods realized for it.
+    Delete(FileArgs),
     /// Bring a lab up if needed, deploy two pods and show traffic between them step by step.
     Demo(LabArg),
     /// Toolbox (runs inside pods): answer with the pod name on every listed port.
@@ -131,6 +135,15 @@ pub struct PodRefArgs {
     /// Kubernetes namespace of the pod.
     #[arg(long, default_value = "default")]
     pub namespace: String,
+    #[command(flatten)]
+    pub lab: LabArg,
+}
+
+#[derive(Debug, Args)]
+pub struct FileArgs {
+    /// The YAML manifest (one or more documents).
+    #[arg(short = 'f', long = "filename", value_name = "FILE")]
+    pub file: PathBuf,
     #[command(flatten)]
     pub lab: LabArg,
 }
@@ -307,6 +320,17 @@ mod tests {
         assert!(parse(&["node", "del"]).is_err(), "del needs a node");
         assert!(parse(&["etcd", "stop", "--name", "t1"]).is_ok());
         assert!(parse(&["etcd", "restart"]).is_err());
+    }
+
+    #[test]
+    fn apply_and_delete_need_a_file() {
+        let cli = parse(&["apply", "-f", "app.yaml", "--name", "t1"]).unwrap();
+        let Command::Apply(args) = cli.command else {
+            panic!("parsed as {:?}", cli.command);
+        };
+        assert_eq!(args.file, PathBuf::from("app.yaml"));
+        assert!(parse(&["delete", "--filename", "app.yaml"]).is_ok());
+        assert!(parse(&["apply"]).is_err(), "apply needs -f");
     }
 
     #[test]

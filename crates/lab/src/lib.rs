@@ -14,6 +14,7 @@ pub mod commands;
 pub mod etcd;
 pub mod lab;
 pub mod labels;
+pub mod manifest;
 pub mod names;
 pub mod netns;
 pub mod node;

@@ -11,7 +11,7 @@ use clap::Parser;
 use cilium_lab::bins::BinDir;
 use cilium_lab::cli::{Cli, Command, EtcdCommand, NodeCommand, Output, PodCommand};
 use cilium_lab::commands::etcd::{self, Outcome};
-use cilium_lab::commands::{demo, down, exec, node, pod, status, up};
+use cilium_lab::commands::{apply, demo, down, exec, node, pod, status, up};
 use cilium_lab::lab::{Lab, BPF_FS, RUN_ROOT};
 use cilium_lab::names::{LabName, PodKey};
 use cilium_lab::toolbox::connect::{self, Probe, ProbeMode};
@@ -156,6 +156,29 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("etcd is already running (pid {})", pid.unwrap_or_default())
             }
         },
+        Command::Apply(args) => {
+            let lab = lab(args.lab.lab);
+            let done = apply::apply(&lab, &BinDir::locate()?, &args.file)?;
+            for key in &done.keys {
+                println!("stored {key}");
+            }
+            for pod in &done.pods {
+                println!("pod {pod} created");
+            }
+            for pod in &done.unchanged {
+                println!("pod {pod} unchanged");
+            }
+        }
+        Command::Delete(args) => {
+            let lab = lab(args.lab.lab);
+            let done = apply::delete(&lab, &BinDir::locate()?, &args.file)?;
+            for key in &done.keys {
+                println!("removed {key}");
+            }
+            for pod in &done.pods {
+                println!("pod {pod} deleted");
+            }
+        }
         Command::Demo(args) => demo::demo(&lab(args.lab), &BinDir::locate()?)?,
         Command::Serve(args) => {
             let server = Server::bind(

@@ -1,5 +1,6 @@
 //! The lab's subcommands, one module each; the binary only parses arguments and prints.
 
+pub mod apply;
 pub mod demo;
 pub mod down;
 pub mod etcd;
