@@ -12,6 +12,7 @@ use cilium_endpoint::{
     EndpointError, EndpointManager, EndpointSelector, FileStore as EndpointFileStore,
     InvalidRequest, NewEndpoint,
 };
+use cilium_identity::{Labels, NumericIdentity, ReservedIdentity};
 use cilium_ipam::{FileStore as IpamFileStore, HostScopeAllocator, IpamError, ROUTER_OWNER};
 
 use crate::cluster::Cluster;
@@ -41,6 +42,14 @@ pub enum AgentError {
     InvalidPolicy(#[from] PolicyImportError),
     #[error("{ip} is not in this node's pod CIDR {range}")]
     AddressNotOurs { ip: Ipv4Addr, range: ipnet::Ipv4Net },
+}
+
+/// An identity in the API's form.
+fn api_identity(id: NumericIdentity, labels: &Labels) -> api::Identity {
+    api::Identity {
+        id: id.as_u32(),
+        labels: labels.to_strings(),
+    }
 }
 
 /// Whether an endpoint's address was allocated for the request or already held.
@@ -158,6 +167,35 @@ impl Agent {
             kvstore: self.config.kvstore.name().into(),
             node_ip: self.cluster.local().node_ip.to_string(),
         }
+    }
+
+    /// Every identity this agent knows (`GET /v1/identity`): the reserved ones and those in
+    /// the cluster's identity cache, sorted by number.
+    pub fn list_identities(&self) -> Vec<api::Identity> {
+        let mut all: Vec<api::Identity> = ReservedIdentity::ALL
+            .into_iter()
+            .map(|reserved| api_identity(reserved.id(), &reserved.labels()))
+            .chain(
+                self.identity_cache
+                    .list()
+                    .iter()
+                    .map(|(id, labels)| api_identity(*id, labels)),
+            )
+            .collect();
+        all.sort_by_key(|identity| identity.id);
+        all.dedup_by_key(|identity| identity.id);
+        all
+    }
+
+    /// Identity `id` (`GET /v1/identity/{id}`), reserved or cached; `None` when unknown.
+    pub fn get_identity(&self, id: u32) -> Option<api::Identity> {
+        let id = NumericIdentity(id);
+        if let Some(reserved) = ReservedIdentity::from_id(id) {
+            return Some(api_identity(id, &reserved.labels()));
+        }
+        self.identity_cache
+            .get(id)
+            .map(|labels| api_identity(id, &labels))
     }
 
     pub fn list_endpoints(&self) -> Vec<api::Endpoint> {

@@ -27,6 +27,8 @@ pub fn router(agent: Arc<Agent>) -> Router {
             "/v1/endpoint/{id}",
             get(get_endpoint).put(put_endpoint).delete(delete_endpoint),
         )
+        .route("/v1/identity", get(list_identities))
+        .route("/v1/identity/{id}", get(get_identity))
         .route("/v1/ipam", get(ipam_status).post(allocate_ip))
         .route("/v1/ipam/{ip}", post(reject_specific).delete(release_ip))
         .route("/v1/cluster/nodes", get(cluster_nodes))
@@ -192,6 +194,26 @@ async fn delete_endpoint(State(agent): State<Arc<Agent>>, Path(id): Path<String>
         StatusCode::OK,
     )
     .await
+}
+
+async fn list_identities(State(agent): State<Arc<Agent>>) -> Response {
+    Json(agent.list_identities()).into_response()
+}
+
+async fn get_identity(State(agent): State<Arc<Agent>>, Path(id): Path<String>) -> Response {
+    let Ok(number) = id.parse::<u32>() else {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            format!("invalid identity {id:?}: expected a number"),
+        );
+    };
+    match agent.get_identity(number) {
+        Some(identity) => Json(identity).into_response(),
+        None => error_response(
+            StatusCode::NOT_FOUND,
+            format!("identity {number} not found"),
+        ),
+    }
 }
 
 async fn ipam_status(State(agent): State<Arc<Agent>>) -> Response {

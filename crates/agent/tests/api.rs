@@ -188,6 +188,19 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
         501
     );
 
+    assert_eq!(raw_request(&socket, "GET", "/v1/identity/abc", b""), 400);
+    assert_eq!(raw_request(&socket, "GET", "/v1/identity/99999", b""), 404);
+    let host = client.identity(1).unwrap();
+    assert_eq!(host.labels, vec!["reserved:host".to_string()]);
+    assert_eq!(
+        raw_request(&socket, "PUT", "/v1/policy", b"kind: Nope"),
+        400
+    );
+    assert_eq!(
+        raw_request(&socket, "PUT", "/v1/resources", b"not: [yaml"),
+        400
+    );
+
     assert!(client.endpoints().unwrap().is_empty());
     let ipam = client.ipam_status().unwrap();
     assert_eq!(

@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::models::{
-    ApiError, ClusterNodeStatus, DaemonConfiguration, Endpoint, EndpointChangeRequest,
+    ApiError, ClusterNodeStatus, DaemonConfiguration, Endpoint, EndpointChangeRequest, Identity,
     IpamResponse, IpamStatus, KvPair, StatusResponse,
 };
 
@@ -181,6 +181,16 @@ impl AgentClient {
     /// Deletes every policy (`DELETE /v1/policy`).
     pub fn policy_delete_all(&self) -> Result<serde_json::Value, ClientError> {
         self.send::<(), _>("DELETE", "/v1/policy", None)
+    }
+
+    /// Every identity the agent knows, reserved ones included (`GET /v1/identity`).
+    pub fn identities(&self) -> Result<Vec<Identity>, ClientError> {
+        self.get("/v1/identity")
+    }
+
+    /// One identity by number (`GET /v1/identity/{id}`).
+    pub fn identity(&self, id: u32) -> Result<Identity, ClientError> {
+        self.get(&format!("/v1/identity/{id}"))
     }
 
     /// kvstore entries under `key` (exactly `key` unless `recursive`).

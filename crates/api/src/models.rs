@@ -286,6 +286,15 @@ pub struct DaemonConfiguration {
     pub node_ip: String,
 }
 
+/// A security identity and the labels it stands for (`GET /v1/identity`), as in Cilium's
+/// `Identity` model.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    pub id: u32,
+    #[serde(default)]
+    pub labels: Vec<String>,
+}
+
 /// Error body for non-2xx answers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiError {

@@ -61,6 +61,9 @@ pub enum Command {
     /// Show the cluster's nodes
     #[command(subcommand)]
     Node(ListOnly),
+    /// Show security identities and their labels
+    #[command(subcommand)]
+    Identity(IdentityCommand),
     /// Read the cluster's kvstore
     #[command(subcommand)]
     Kvstore(KvstoreCommand),
@@ -115,6 +118,18 @@ pub enum EndpointCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum IdentityCommand {
+    /// List every identity the agent knows, reserved ones included
+    #[command(visible_alias = "ls")]
+    List,
+    /// Show one identity
+    Get {
+        /// Numeric identity
+        id: u32,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum KvstoreCommand {
     /// Print the entry at KEY, or every entry under it with --recursive
     Get {
@@ -140,6 +155,18 @@ pub enum BpfCommand {
     /// IP prefix → identity and tunnel endpoint cache (`cilium_ipcache`)
     #[command(subcommand)]
     Ipcache(ListOnly),
+    /// An endpoint's policy map (`cilium_policy_v2_<id>`)
+    #[command(subcommand)]
+    Policy(BpfPolicyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BpfPolicyCommand {
+    /// Show the entries of one endpoint's policy map
+    Get {
+        /// Endpoint ID
+        endpoint_id: u16,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -266,6 +293,26 @@ mod tests {
             parse(&["cilium", "node", "ls"]).command,
             Command::Node(ListOnly::List)
         ));
+    }
+
+    #[test]
+    fn identity_and_bpf_policy_take_numbers() {
+        assert!(matches!(
+            parse(&["cilium", "identity", "get", "40321"]).command,
+            Command::Identity(IdentityCommand::Get { id: 40321 })
+        ));
+        assert!(matches!(
+            parse(&["cilium", "identity", "ls"]).command,
+            Command::Identity(IdentityCommand::List)
+        ));
+        assert!(matches!(
+            parse(&["cilium", "bpf", "policy", "get", "25"]).command,
+            Command::Bpf(BpfCommand::Policy(BpfPolicyCommand::Get {
+                endpoint_id: 25
+            }))
+        ));
+        assert!(Cli::try_parse_from(["cilium", "identity", "get", "host"]).is_err());
+        assert!(Cli::try_parse_from(["cilium", "bpf", "policy", "get", "70000"]).is_err());
     }
 
     #[test]

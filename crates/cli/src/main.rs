@@ -12,8 +12,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use cli::{
-    BpfCommand, Cli, Command, CtCommand, CtScope, EndpointCommand, KvstoreCommand, ListOnly,
-    PolicyCommand,
+    BpfCommand, BpfPolicyCommand, Cli, Command, CtCommand, CtScope, EndpointCommand,
+    IdentityCommand, KvstoreCommand, ListOnly, PolicyCommand,
 };
 use output::OutputError;
 use target::AgentTarget;
@@ -37,6 +37,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Endpoint(EndpointCommand::List) => commands::endpoint::list(&target, cli.output)?,
         Command::Endpoint(EndpointCommand::Get { id }) => commands::endpoint::get(&target, &id)?,
         Command::Node(ListOnly::List) => commands::node::list(&target, cli.output)?,
+        Command::Identity(IdentityCommand::List) => commands::identity::list(&target, cli.output)?,
+        Command::Identity(IdentityCommand::Get { id }) => {
+            commands::identity::get(&target, id, cli.output)?
+        }
         Command::Policy(PolicyCommand::Import { file }) => {
             commands::policy::import(&target, &file, cli.output)?
         }
@@ -63,6 +67,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 BpfCommand::Ipcache(ListOnly::List) => {
                     commands::bpf_ipcache::list(&root, cli.output)?
+                }
+                BpfCommand::Policy(BpfPolicyCommand::Get { endpoint_id }) => {
+                    commands::bpf_policy::get(&root, &target, endpoint_id, cli.output)?
                 }
             }
         }

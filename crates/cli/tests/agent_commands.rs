@@ -1,6 +1,6 @@
 //! The real `cilium` binary against a fake agent: `status`, `endpoint list/get`, `node list`,
-//! `kvstore get`, `-o json`, and the error paths a user hits when the agent is missing or
-//! refuses.
+//! `kvstore get`, `identity list/get`, `-o json`, and the error paths a user hits when the
+//! agent is missing or refuses.
 
 #[path = "support/fake_agent.rs"]
 mod fake_agent;
@@ -597,4 +597,71 @@ fn kvstore_get_reports_agent_errors() {
         )) && err.contains("404"),
         "{err}"
     );
+}
+
+fn identity_agent() -> FakeAgent {
+    FakeAgent::start(&[
+        (
+            "/v1/identity",
+            200,
+            json!([
+                {"id": 1, "labels": ["reserved:host"]},
+                {"id": 7, "labels": ["reserved:kube-apiserver", "reserved:remote-node"]},
+                {"id": 40321, "labels": ["k8s:io.kubernetes.pod.namespace=default", "k8s:app=web"]},
+            ]),
+        ),
+        (
+            "/v1/identity/40321",
+            200,
+            json!({"id": 40321, "labels": ["k8s:app=web"]}),
+        ),
+    ])
+}
+
+#[test]
+fn identity_list_shows_one_label_per_line() {
+    let agent = identity_agent();
+    let out = cli(&agent, &["identity", "list"]);
+    assert!(out.status.success(), "identity list: {}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "\
+ID      LABELS
+1       reserved:host
+7       reserved:kube-apiserver
+        reserved:remote-node
+40321   k8s:app=web
+        k8s:io.kubernetes.pod.namespace=default
+"
+    );
+    let out = cli(&agent, &["identity", "list", "-o", "json"]);
+    assert!(
+        out.status.success(),
+        "identity list -o json: {}",
+        stderr(&out)
+    );
+    let parsed: Value = serde_json::from_slice(&out.stdout).expect("identity list is JSON");
+    assert_eq!(parsed[2]["id"], 40321);
+    assert_eq!(parsed[1]["labels"][1], "reserved:remote-node");
+    assert_eq!(agent.requests(), vec!["GET /v1/identity"; 2]);
+}
+
+#[test]
+fn identity_get_shows_one_identity_or_the_agents_error() {
+    let agent = identity_agent();
+    let out = cli(&agent, &["identity", "get", "40321"]);
+    assert!(out.status.success(), "identity get: {}", stderr(&out));
+    assert_eq!(stdout(&out), "ID      LABELS\n40321   k8s:app=web\n");
+    let out = cli(&agent, &["identity", "get", "40321", "-o", "json"]);
+    let parsed: Value = serde_json::from_slice(&out.stdout).expect("identity get is JSON");
+    assert_eq!(parsed, json!([{"id": 40321, "labels": ["k8s:app=web"]}]));
+
+    let out = cli(&agent, &["identity", "get", "999"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("cannot get identity 999") && err.contains("404"),
+        "{err}"
+    );
+    assert!(stdout(&out).is_empty());
 }

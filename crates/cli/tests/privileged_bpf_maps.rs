@@ -1,9 +1,12 @@
-//! `cilium bpf endpoint|ct|metrics|ipcache list` against real pinned maps, created by the datapath
-//! crate in a throw-away bpffs root (`/sys/fs/bpf/cilt-<random>`, removed on drop) and filled
-//! from the test. Needs root.
+//! `cilium bpf endpoint|ct|metrics|ipcache list` and `cilium bpf policy get` against real
+//! pinned maps, created by the datapath crate (and bpftool, for a per-endpoint policy map) in a
+//! throw-away bpffs root (`/sys/fs/bpf/cilt-<random>`, removed on drop) and filled from the
+//! test. Needs root.
 
 #![cfg(feature = "privileged-tests")]
 
+#[path = "support/fake_agent.rs"]
+mod fake_agent;
 #[path = "support/run.rs"]
 mod run;
 
@@ -19,8 +22,12 @@ use cilium_datapath::abi::{
 };
 use cilium_datapath::bpffs::BpfPaths;
 use cilium_datapath::loader::create_maps;
-use cilium_datapath::maps::{monotonic_seconds, IpcacheMap, LxcMap};
+use cilium_datapath::maps::{
+    monotonic_seconds, Direction, Enforcement, IpcacheMap, LxcMap, PolicyEnforcementMap,
+    PolicyEntry, PolicyMap, PolicyMapKey,
+};
 use cilium_datapath::MapSizes;
+use fake_agent::FakeAgent;
 use run::{run_cilium, stderr, stdout};
 use serde_json::Value;
 
@@ -325,4 +332,136 @@ fn bpf_ipcache_list_reads_the_pinned_trie() {
     let text = cli(&root, &["bpf", "ipcache", "list"]);
     assert!(!text.contains("10.0.2.5/32"), "{text}");
     assert_eq!(text.lines().count(), 4, "{text}");
+}
+
+/// Creates endpoint `id`'s policy map the way the loader pins it (an LPM trie with 12-byte
+/// keys and values) and fills it through the datapath crate.
+fn policy_map(paths: &BpfPaths, id: u16, entries: &[(PolicyMapKey, PolicyEntry)]) {
+    let path = PolicyMap::pin_path(paths, id);
+    let out = std::process::Command::new("bpftool")
+        .args(["map", "create"])
+        .arg(&path)
+        .args([
+            "type",
+            "lpm_trie",
+            "key",
+            "12",
+            "value",
+            "12",
+            "entries",
+            "64",
+            "name",
+            "cilium_policy",
+            "flags",
+            "1",
+        ])
+        .output()
+        .expect("run bpftool");
+    assert!(
+        out.status.success(),
+        "bpftool map create {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PolicyMap::open(paths, id)
+        .expect("open the new policy map")
+        .sync(entries)
+        .expect("fill the policy map");
+}
+
+#[test]
+fn bpf_policy_get_names_identities_through_the_agent() {
+    let (root, paths) = root_with_maps();
+    policy_map(
+        &paths,
+        25,
+        &[
+            (
+                PolicyMapKey::l4(40321, Direction::Ingress, 6, 8080),
+                PolicyEntry::allow(),
+            ),
+            (
+                PolicyMapKey::proto(777, Direction::Ingress, 17),
+                PolicyEntry::deny(),
+            ),
+            (PolicyMapKey::l3(0, Direction::Egress), PolicyEntry::allow()),
+        ],
+    );
+    PolicyEnforcementMap::open(&paths)
+        .and_then(|mut switches| {
+            switches.set(
+                25,
+                Enforcement {
+                    ingress: true,
+                    egress: false,
+                },
+            )
+        })
+        .expect("set endpoint 25's enforcement");
+    let agent = FakeAgent::start(&[(
+        "/v1/identity",
+        200,
+        serde_json::json!([{"id": 40321, "labels": ["k8s:app=dashboard"]}]),
+    )]);
+    let root_arg = root.path.to_str().expect("utf-8 root");
+    let socket = agent.socket();
+    let socket_arg = socket.to_str().expect("utf-8 socket");
+    let run = |extra: &[&str]| {
+        let mut argv = vec![
+            "-H",
+            socket_arg,
+            "--bpf-root",
+            root_arg,
+            "bpf",
+            "policy",
+            "get",
+        ];
+        argv.extend_from_slice(extra);
+        let out = run_cilium(&argv, &[]);
+        assert!(out.status.success(), "cilium {argv:?}: {}", stderr(&out));
+        stdout(&out)
+    };
+
+    let text = run(&["25"]);
+    let path = PolicyMap::pin_path(&paths, 25);
+    assert_eq!(
+        text,
+        format!(
+            "Endpoint ID: 25\n\
+             Path: {}\n\
+             Policy enforcement: ingress enabled, egress disabled\n\n\
+             POLICY   DIRECTION   LABELS (source:key[=value])   PORT/PROTO   PROXY PORT   AUTH TYPE   BYTES   PACKETS   PREFIX\n\
+             Allow    Egress      ANY                           ANY          NONE         disabled    -       -         0\n\
+             Deny     Ingress     777                           ANY/UDP      NONE         disabled    -       -         8\n\
+             Allow    Ingress     k8s:app=dashboard             8080/TCP     NONE         disabled    -       -         24\n",
+            path.display()
+        )
+    );
+    let json: Value = serde_json::from_str(&run(&["25", "-o", "json"])).expect("JSON output");
+    assert_eq!(json["entries"].as_array().map(Vec::len), Some(3), "{json}");
+    assert_eq!(
+        json["entries"][2]["labels"],
+        serde_json::json!(["k8s:app=dashboard"])
+    );
+    assert_eq!(agent.requests(), vec!["GET /v1/identity"; 2]);
+
+    let out = run_cilium(
+        &[
+            "-H",
+            socket_arg,
+            "--bpf-root",
+            root_arg,
+            "bpf",
+            "policy",
+            "get",
+            "26",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("cannot read the policy map of endpoint 26"),
+        "{}",
+        stderr(&out)
+    );
 }
