@@ -193,7 +193,8 @@ static __always_inline int handle_ipv4_from_lxc(struct __sk_buff *ctx,
 	if (IS_DROP(ret))
 		return ret;
 	ret = ct_lookup4(&pkt, CT_EGRESS, &tctx);
-	if (ct_is_new(ret, &tctx)) {
+	/* The destination's identity costs two lookups; only policy needs it here. */
+	if (ct_is_new(ret, &tctx) && policy_enforced(lxc_id(), POLICY_F_EGRESS)) {
 		*dst_sec = remote_identity4(daddr);
 		ret = policy_check_new4(ctx, lxc_id(), *dst_sec, true, &pkt);
 		if (IS_DROP(ret))
