@@ -18,10 +18,9 @@ fn connect(lab: &Lab, from: &str, addr: &str) -> bool {
     out.status.success() && stdout(&out).trim() == "deathstar"
 }
 
-#[test]
-fn starwars_l3_l4_policy_lets_the_empire_in_and_drops_the_alliance() {
-    let _serial = serial();
-    let lab = Lab::up_with("sw", &["--nodes", "2"]);
+/// The Star Wars pods: deathstar (serving TCP/80) on node2, tiefighter and xwing on node1.
+/// Returns deathstar's `IP:80`.
+fn starwars_pods(lab: &Lab) -> String {
     lab.pod_add(
         "deathstar",
         &[
@@ -41,7 +40,14 @@ fn starwars_l3_l4_policy_lets_the_empire_in_and_drops_the_alliance() {
         "xwing",
         &["--node", "node1", "--labels", "org=alliance,class=xwing"],
     );
-    let deathstar = format!("{}:80", lab.pod_ip("deathstar"));
+    format!("{}:80", lab.pod_ip("deathstar"))
+}
+
+#[test]
+fn starwars_l3_l4_policy_lets_the_empire_in_and_drops_the_alliance() {
+    let _serial = serial();
+    let lab = Lab::up_with("sw", &["--nodes", "2"]);
+    let deathstar = starwars_pods(&lab);
     assert!(
         connect(&lab, "xwing", &deathstar),
         "without policy everyone gets in"
@@ -81,26 +87,7 @@ fn starwars_l3_l4_policy_lets_the_empire_in_and_drops_the_alliance() {
 fn a_policy_applied_on_one_node_is_enforced_on_every_node() {
     let _serial = serial();
     let lab = Lab::up_with("sa", &["--nodes", "2"]);
-    lab.pod_add(
-        "deathstar",
-        &[
-            "--node",
-            "node2",
-            "--labels",
-            "org=empire,class=deathstar",
-            "--serve",
-            "80/tcp",
-        ],
-    );
-    lab.pod_add(
-        "tiefighter",
-        &["--node", "node1", "--labels", "org=empire,class=tiefighter"],
-    );
-    lab.pod_add(
-        "xwing",
-        &["--node", "node1", "--labels", "org=alliance,class=xwing"],
-    );
-    let deathstar = format!("{}:80", lab.pod_ip("deathstar"));
+    let deathstar = starwars_pods(&lab);
 
     // Applied through node1's agent only: stored in the kvstore, enforced on node2.
     let out = lab.cilium("node1", &["apply", "-f", POLICY]);
