@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use cilium_api::models::{ApiError, EndpointChangeRequest, KvPair, Status};
+use cilium_api::models::{ApiError, EndpointChangeRequest, KvPair, Status, TraceSelector};
 use cilium_endpoint::EndpointError;
 use cilium_ipam::IpamError;
 
@@ -36,6 +36,7 @@ pub fn router(agent: Arc<Agent>) -> Router {
             "/v1/policy",
             get(get_policy).put(put_policy).delete(delete_policy),
         )
+        .route("/v1/policy/resolve", get(trace_policy).post(trace_policy))
         .route("/v1/kvstore", get(kvstore_get))
         .route(
             "/v1/resources",
@@ -81,6 +82,24 @@ async fn delete_policy(State(agent): State<Arc<Agent>>) -> Response {
         StatusCode::OK,
     )
     .await
+}
+
+/// `GET /v1/policy/resolve` (`cilium policy trace`); POST is accepted too, for clients that
+/// cannot send a body with GET.
+async fn trace_policy(State(agent): State<Arc<Agent>>, body: axum::body::Bytes) -> Response {
+    let selector: TraceSelector = match serde_json::from_slice(&body) {
+        Ok(selector) => selector,
+        Err(error) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                format!("invalid trace selector: {error}"),
+            )
+        }
+    };
+    match crate::policy_trace::trace(&agent.policy, &selector) {
+        Ok(result) => Json(result).into_response(),
+        Err(error) => error_response(StatusCode::BAD_REQUEST, chain(&error)),
+    }
 }
 
 /// `PUT /v1/resources` (`cilium apply -f`): stores the objects in the body in the kvstore.

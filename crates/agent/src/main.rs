@@ -11,6 +11,7 @@ mod monitor_server;
 mod node_address;
 mod node_datapath;
 mod policy;
+mod policy_trace;
 mod resources;
 
 use clap::Parser;

@@ -11,8 +11,8 @@ use std::sync::Mutex;
 
 use cilium_datapath::maps::{Direction, Enforcement, PolicyEntry as MapEntry, PolicyMapKey};
 use cilium_policy::{
-    parse_documents, resolve, EndpointPolicy, IdentityView, Labels, PolicyDocument, PolicyError,
-    PolicySource, Repository, ResolveOptions, SelectorCache,
+    parse_documents, resolve, trace, EndpointPolicy, IdentityView, Labels, PolicyDocument,
+    PolicyError, PolicySource, Repository, ResolveOptions, SelectorCache, Verdict,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -140,6 +140,21 @@ impl PolicyEngine {
         }
         state.known = identities;
         true
+    }
+
+    /// Would traffic from `src` to `dst` on `dport` over IP protocol `protocol` pass both
+    /// sides' policies, and what decided it (`cilium policy trace`).
+    pub fn trace(&self, src: &Labels, dst: &Labels, dport: u16, protocol: u8) -> Verdict {
+        let state = self.state.lock().expect("policy lock");
+        trace(
+            src,
+            dst,
+            dport,
+            protocol,
+            &state.repo,
+            &state.cache,
+            &self.options,
+        )
     }
 
     /// The policy of an endpoint with these identity labels.

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::models::{
     ApiError, ClusterNodeStatus, DaemonConfiguration, Endpoint, EndpointChangeRequest, Identity,
-    IpamResponse, IpamStatus, KvPair, StatusResponse,
+    IpamResponse, IpamStatus, KvPair, PolicyTraceResult, StatusResponse, TraceSelector,
 };
 
 /// Errors talking to the agent.
@@ -181,6 +181,12 @@ impl AgentClient {
     /// Deletes every policy (`DELETE /v1/policy`).
     pub fn policy_delete_all(&self) -> Result<serde_json::Value, ClientError> {
         self.send::<(), _>("DELETE", "/v1/policy", None)
+    }
+
+    /// Whether traffic from one label set to another would be allowed, and why
+    /// (`GET /v1/policy/resolve`, `cilium policy trace`).
+    pub fn policy_trace(&self, selector: &TraceSelector) -> Result<PolicyTraceResult, ClientError> {
+        self.send("GET", "/v1/policy/resolve", Some(selector))
     }
 
     /// Every identity the agent knows, reserved ones included (`GET /v1/identity`).

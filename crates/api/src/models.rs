@@ -300,3 +300,66 @@ pub struct Identity {
 pub struct ApiError {
     pub error: String,
 }
+
+/// What `cilium policy trace` asks (`GET /v1/policy/resolve`), as Cilium's `TraceSelector`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceSelector {
+    pub from: TraceFrom,
+    pub to: TraceTo,
+}
+
+/// The traced source: its identity labels (`source:key=value`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceFrom {
+    #[serde(default)]
+    pub labels: Vec<String>,
+}
+
+/// The traced destination: its identity labels and the destination ports.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceTo {
+    #[serde(default)]
+    pub labels: Vec<String>,
+    #[serde(default)]
+    pub dports: Vec<TracePort>,
+}
+
+/// One destination port and its protocol (`TCP`, `UDP`, `SCTP`, `ICMP`; ICMP's port is the
+/// type).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TracePort {
+    pub port: u16,
+    pub protocol: String,
+}
+
+/// The answer of a trace, as Cilium's `PolicyTraceResult` (`log`, `verdict`) plus the verdict
+/// of every traced port.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyTraceResult {
+    /// `allowed` or `denied`: allowed only when every traced port is.
+    pub verdict: String,
+    /// The explanation, as `cilium policy trace` prints it.
+    pub log: String,
+    #[serde(default)]
+    pub ports: Vec<TracedPort>,
+}
+
+/// The verdict for one traced port, per side.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TracedPort {
+    pub port: TracePort,
+    pub allowed: bool,
+    pub egress: TraceSide,
+    pub ingress: TraceSide,
+}
+
+/// What one side's policy (source egress or destination ingress) decided.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceSide {
+    pub allowed: bool,
+    pub enforced: bool,
+    /// The rules that decided it.
+    #[serde(default)]
+    pub rules: Vec<String>,
+    pub reason: String,
+}

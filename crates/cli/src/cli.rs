@@ -103,6 +103,46 @@ pub enum PolicyCommand {
         #[arg(long)]
         all: bool,
     },
+    /// Would traffic from a source to a destination be allowed, and which rules decide it
+    Trace(TraceArgs),
+}
+
+/// `cilium policy trace`: each side is given by exactly one of labels, identity, endpoint or
+/// pod.
+#[derive(Debug, clap::Args)]
+#[command(group = clap::ArgGroup::new("source").required(true).multiple(false))]
+#[command(group = clap::ArgGroup::new("destination").required(true).multiple(false))]
+pub struct TraceArgs {
+    /// Source labels (`[source:]key=value`, comma-separated or repeated)
+    #[arg(long = "src-labels", visible_alias = "src", value_delimiter = ',', num_args = 1..,
+          group = "source")]
+    pub src_labels: Vec<String>,
+    /// Destination labels (`[source:]key=value`, comma-separated or repeated)
+    #[arg(long = "dst-labels", visible_alias = "dst", value_delimiter = ',', num_args = 1..,
+          group = "destination")]
+    pub dst_labels: Vec<String>,
+    /// Source security identity
+    #[arg(short = 's', long = "src-identity", group = "source")]
+    pub src_identity: Option<u32>,
+    /// Destination security identity
+    #[arg(short = 'd', long = "dst-identity", group = "destination")]
+    pub dst_identity: Option<u32>,
+    /// Source endpoint ID (on this node)
+    #[arg(long = "src-endpoint", group = "source")]
+    pub src_endpoint: Option<u16>,
+    /// Destination endpoint ID (on this node)
+    #[arg(long = "dst-endpoint", group = "destination")]
+    pub dst_endpoint: Option<u16>,
+    /// Source pod on this node, `[namespace:]name`
+    #[arg(long = "src-k8s-pod", group = "source")]
+    pub src_k8s_pod: Option<String>,
+    /// Destination pod on this node, `[namespace:]name`
+    #[arg(long = "dst-k8s-pod", group = "destination")]
+    pub dst_k8s_pod: Option<String>,
+    /// Destination port, `PORT[/PROTOCOL]` (TCP, UDP, SCTP, ICMP, ANY; default ANY);
+    /// repeatable
+    #[arg(long = "dport", value_name = "PORT[/PROTO]")]
+    pub dports: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -293,6 +333,45 @@ mod tests {
             parse(&["cilium", "node", "ls"]).command,
             Command::Node(ListOnly::List)
         ));
+    }
+
+    #[test]
+    fn policy_trace_wants_exactly_one_source_and_one_destination() {
+        let cli = parse(&[
+            "cilium",
+            "policy",
+            "trace",
+            "--src",
+            "k8s:org=empire,k8s:class=tiefighter",
+            "-d",
+            "300",
+            "--dport",
+            "80/TCP",
+            "--dport",
+            "53/UDP",
+        ]);
+        let Command::Policy(PolicyCommand::Trace(args)) = cli.command else {
+            panic!("not a trace: {:?}", cli.command);
+        };
+        assert_eq!(args.src_labels, ["k8s:org=empire", "k8s:class=tiefighter"]);
+        assert_eq!(args.dst_identity, Some(300));
+        assert_eq!(args.dports, ["80/TCP", "53/UDP"]);
+        for bad in [
+            &["cilium", "policy", "trace", "--dst-identity", "300"][..],
+            &[
+                "cilium",
+                "policy",
+                "trace",
+                "-s",
+                "1",
+                "--src-endpoint",
+                "2",
+                "-d",
+                "3",
+            ],
+        ] {
+            assert!(Cli::try_parse_from(bad).is_err(), "{bad:?} must be refused");
+        }
     }
 
     #[test]

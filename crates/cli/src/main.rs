@@ -50,6 +50,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Policy(PolicyCommand::Delete { all }) => {
             commands::policy::delete(&target, all, cli.output)?
         }
+        Command::Policy(PolicyCommand::Trace(args)) => {
+            commands::policy_trace::run(&target, &args, cli.output)?
+        }
         Command::Kvstore(KvstoreCommand::Get { recursive, key }) => {
             commands::kvstore::get(&target, &key, recursive, cli.output)?
         }

@@ -19,7 +19,25 @@ const TRACE_DESTINATION_ID: u32 = 0xFFFF_FFF1;
 pub struct Verdict {
     /// Whether the traffic passes both sides.
     pub allowed: bool,
-    /// What decided it, per side.
+    /// What decided it, both sides in one line.
+    pub reason: String,
+    /// The source's egress policy.
+    pub egress: SideVerdict,
+    /// The destination's ingress policy.
+    pub ingress: SideVerdict,
+}
+
+/// What one side's policy says about the traffic.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SideVerdict {
+    /// Whether this side lets the traffic through.
+    pub allowed: bool,
+    /// Whether this side enforces policy at all.
+    pub enforced: bool,
+    /// The rules that decided it (`<Kind> <namespace>/<name> rule <n>`); empty when no
+    /// rule matched or policy is not enforced.
+    pub rules: Vec<String>,
+    /// The decision in words.
     pub reason: String,
 }
 
@@ -40,11 +58,16 @@ pub fn trace(
     let none = NamedPorts::new();
     let src_policy = resolve(src, repo, &cache, &none, options);
     let dst_policy = resolve(dst, repo, &cache, &none, options);
-    let (egress_ok, egress) = side(&src_policy, dst_id, true, protocol, dport);
-    let (ingress_ok, ingress) = side(&dst_policy, src_id, false, protocol, dport);
+    let egress = side(&src_policy, dst_id, true, protocol, dport);
+    let ingress = side(&dst_policy, src_id, false, protocol, dport);
     Verdict {
-        allowed: egress_ok && ingress_ok,
-        reason: format!("egress of source: {egress}; ingress of destination: {ingress}"),
+        allowed: egress.allowed && ingress.allowed,
+        reason: format!(
+            "egress of source: {}; ingress of destination: {}",
+            egress.reason, ingress.reason
+        ),
+        egress,
+        ingress,
     }
 }
 
@@ -61,34 +84,35 @@ fn identity_of(cache: &mut SelectorCache, labels: &Labels, fallback: u32) -> u32
     })
 }
 
-fn side(
-    policy: &EndpointPolicy,
-    peer: u32,
-    egress: bool,
-    protocol: u8,
-    dport: u16,
-) -> (bool, String) {
+fn side(policy: &EndpointPolicy, peer: u32, egress: bool, protocol: u8, dport: u16) -> SideVerdict {
     let enforced = if egress {
         policy.egress_enforced
     } else {
         policy.ingress_enforced
     };
     if !enforced {
-        return (true, "allowed (not enforced)".to_owned());
+        return SideVerdict {
+            allowed: true,
+            enforced,
+            rules: Vec::new(),
+            reason: "allowed (not enforced)".to_owned(),
+        };
     }
     match policy.lookup(peer, egress, protocol, dport) {
-        None => (false, "no rule matched (default deny)".to_owned()),
+        None => SideVerdict {
+            allowed: false,
+            enforced,
+            rules: Vec::new(),
+            reason: "no rule matched (default deny)".to_owned(),
+        },
         Some((_, entry)) => {
-            let rules = entry
-                .derived_from
-                .iter()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ");
-            if entry.deny {
-                (false, format!("denied by {rules}"))
-            } else {
-                (true, format!("allowed by {rules}"))
+            let rules: Vec<String> = entry.derived_from.iter().cloned().collect();
+            let verb = if entry.deny { "denied" } else { "allowed" };
+            SideVerdict {
+                allowed: !entry.deny,
+                enforced,
+                reason: format!("{verb} by {}", rules.join(", ")),
+                rules,
             }
         }
     }

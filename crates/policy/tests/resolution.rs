@@ -136,8 +136,16 @@ fn trace_names_the_rule_or_default_deny() {
             .contains("allowed by CiliumNetworkPolicy default/rule1 rule 0"),
         "{ok:?}"
     );
+    assert!(ok.egress.allowed && !ok.egress.enforced, "{ok:?}");
+    assert!(ok.ingress.enforced, "{ok:?}");
+    assert_eq!(
+        ok.ingress.rules,
+        ["CiliumNetworkPolicy default/rule1 rule 0"],
+        "{ok:?}"
+    );
     let no = trace(&xwing(), &deathstar(), 80, proto::TCP, &repo, &cache, &opts);
     assert!(!no.allowed);
+    assert!(!no.ingress.allowed && no.ingress.rules.is_empty(), "{no:?}");
     assert!(
         no.reason.contains("no rule matched (default deny)"),
         "{no:?}"

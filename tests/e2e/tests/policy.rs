@@ -1,6 +1,8 @@
 //! The Star Wars demo's L3/L4 policy, imported on every node: tiefighter (org=empire) reaches
 //! deathstar on TCP/80 across nodes, xwing (org=alliance) is dropped with "Policy denied"
-//! at deathstar's node; deleting the policy lets xwing in again.
+//! at deathstar's node, and `cilium policy trace` says why; deleting the policy lets xwing in
+//! again. Applied once through the kvstore, the same policy holds across nodes in native
+//! routing too.
 #![cfg(feature = "privileged-tests")]
 
 use std::time::Duration;
@@ -76,6 +78,45 @@ fn starwars_l3_l4_policy_lets_the_empire_in_and_drops_the_alliance() {
         "deathstar's node counts the drop as Policy denied: {metrics}"
     );
 
+    // `cilium policy trace` explains both verdicts, by labels and by the pod's endpoint.
+    let namespace = "k8s:io.kubernetes.pod.namespace=default";
+    let deathstar_labels = format!("k8s:org=empire,k8s:class=deathstar,{namespace}");
+    let trace = lab.cilium(
+        "node2",
+        &[
+            "policy",
+            "trace",
+            "--src-labels",
+            &format!("k8s:org=empire,k8s:class=tiefighter,{namespace}"),
+            "--dst-labels",
+            &deathstar_labels,
+            "--dport",
+            "80/TCP",
+        ],
+    );
+    assert!(
+        trace.contains("allowed by CiliumNetworkPolicy default/rule1")
+            && trace.contains("Final verdict: ALLOWED"),
+        "{trace}"
+    );
+    let trace = lab.cilium(
+        "node1",
+        &[
+            "policy",
+            "trace",
+            "--src-k8s-pod",
+            "default:xwing",
+            "--dst-labels",
+            &deathstar_labels,
+            "--dport",
+            "80/TCP",
+        ],
+    );
+    assert!(
+        trace.contains("no rule matched (default deny)") && trace.contains("Final verdict: DENIED"),
+        "{trace}"
+    );
+
     // Policies are applied in place: deleting them opens the door again.
     lab.cilium("node2", &["policy", "delete", "--all"]);
     eventually(Duration::from_secs(5), "xwing to get in again", || {
@@ -84,9 +125,9 @@ fn starwars_l3_l4_policy_lets_the_empire_in_and_drops_the_alliance() {
 }
 
 #[test]
-fn a_policy_applied_on_one_node_is_enforced_on_every_node() {
+fn a_policy_applied_on_one_node_is_enforced_on_every_node_in_native_routing() {
     let _serial = serial();
-    let lab = Lab::up_with("sa", &["--nodes", "2"]);
+    let lab = Lab::up_with("sa", &["--nodes", "2", "--routing", "native"]);
     let deathstar = starwars_pods(&lab);
 
     // Applied through node1's agent only: stored in the kvstore, enforced on node2.

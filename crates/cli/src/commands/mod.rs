@@ -11,4 +11,5 @@ pub mod kvstore;
 pub mod monitor;
 pub mod node;
 pub mod policy;
+pub mod policy_trace;
 pub mod status;
