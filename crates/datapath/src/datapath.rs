@@ -398,30 +398,46 @@ impl Datapath {
             path: dir.clone(),
             source,
         })?;
-        for (hook, which) in [
-            (Hook::Ingress, EndpointProgram::FromContainer),
-            (Hook::Egress, EndpointProgram::ToContainer),
-        ] {
-            let attach_err = |source| DatapathError::Attach {
+        // Both hooks at once: each TCX attach waits for an RCU grace period
+        // (10-20 ms), and the two waits overlap when done concurrently.
+        let programs = object
+            .attachable_mut()
+            .map_err(|source| DatapathError::Load {
+                what: format!("endpoint {}", ep.id),
+                source,
+            })?;
+        let results: Vec<Result<(), attach::AttachError>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = programs
+                .into_iter()
+                .map(|(which, program)| {
+                    let hook = match which {
+                        EndpointProgram::ToContainer => Hook::Egress,
+                        _ => Hook::Ingress,
+                    };
+                    let dir = &dir;
+                    scope.spawn(move || {
+                        attach::attach(
+                            self.mode,
+                            dir,
+                            &ep.ifname,
+                            hook,
+                            program,
+                            which.function_name(),
+                        )
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|handle| handle.join().expect("attach thread panicked"))
+                .collect()
+        });
+        for result in results {
+            result.map_err(|source| DatapathError::Attach {
                 id: ep.id,
                 ifname: ep.ifname.clone(),
                 source,
-            };
-            let program = object
-                .program_mut(which)
-                .map_err(|source| DatapathError::Load {
-                    what: format!("endpoint {}", ep.id),
-                    source,
-                })?;
-            attach::attach(
-                self.mode,
-                &dir,
-                &ep.ifname,
-                hook,
-                program,
-                which.function_name(),
-            )
-            .map_err(attach_err)?;
+            })?;
         }
         // Attached first, registered second: a failed attach leaves no
         // local-delivery target behind.

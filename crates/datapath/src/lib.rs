@@ -24,6 +24,7 @@ pub mod events;
 pub mod loader;
 pub mod maps;
 mod routing;
+mod spare_loader;
 
 pub use attach::{AttachError, AttachMode, AttachPreference, Hook};
 pub use datapath::{Datapath, DatapathConfig, DatapathError, EndpointDatapathConfig, Failures};

@@ -172,6 +172,35 @@ impl EndpointObject {
     ) -> Result<&mut SchedClassifier, LoaderError> {
         classifier_mut(&mut self.ebpf, BPF_LXC, which.function_name())
     }
+
+    /// `cil_from_container` and `cil_to_container` at once, mutably, so that
+    /// both can be attached concurrently.
+    pub(crate) fn attachable_mut(
+        &mut self,
+    ) -> Result<[(EndpointProgram, &mut SchedClassifier); 2], LoaderError> {
+        let wanted = [EndpointProgram::FromContainer, EndpointProgram::ToContainer];
+        let mut found: [Option<&mut SchedClassifier>; 2] = [None, None];
+        for (name, program) in self.ebpf.programs_mut() {
+            let Some(slot) = wanted.iter().position(|w| w.function_name() == name) else {
+                continue;
+            };
+            let program = program.try_into().map_err(|source| LoaderError::Program {
+                program: wanted[slot].function_name(),
+                op: "treat as a tc classifier",
+                source: Box::new(source),
+            })?;
+            found[slot] = Some(program);
+        }
+        let [from, to] = found;
+        let missing = |which: EndpointProgram| LoaderError::MissingProgram {
+            object: BPF_LXC,
+            program: which.function_name(),
+        };
+        Ok([
+            (wanted[0], from.ok_or_else(|| missing(wanted[0]))?),
+            (wanted[1], to.ok_or_else(|| missing(wanted[1]))?),
+        ])
+    }
 }
 
 /// `bpf_overlay.o` loaded for the node's tunnel device: `cil_from_overlay`
@@ -285,7 +314,7 @@ fn parse_object<'a>(
     configure: impl FnOnce(&mut EbpfLoader<'a>),
 ) -> Result<Ebpf, LoaderError> {
     let globals = paths.globals();
-    let mut loader: EbpfLoader<'a> = EbpfLoader::new();
+    let mut loader: EbpfLoader<'a> = crate::spare_loader::take();
     loader
         .default_map_pin_directory(&globals)
         .map_max_entries(CT_TCP4_MAP, sizes.ct_tcp)
