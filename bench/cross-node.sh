@@ -217,7 +217,7 @@ declare -A CLIENT_NS SERVER_NS SERVER_IP
 
 run_iperf() {
     local key="$1" out
-    out="$(timeout $((IPERF_SECS + 20)) ip netns exec "${CLIENT_NS[$key]}" \
+    out="$(timeout $((IPERF_SECS + 20)) ip netns exec "${CLIENT_NS[$key]}" taskset -c 0 \
         iperf3 -c "${SERVER_IP[$key]}" -p "$IPERF_PORT" -t "$IPERF_SECS" -J)" ||
         die "$key: iperf3 failed: $(jq -r '.error // empty' <<<"$out" 2>/dev/null)"
     TPUT[$key]+="$(jq -r '.end.sum_received.bits_per_second' <<<"$out") "
@@ -280,7 +280,7 @@ bench_mode() {
         key="$mode/$side"
         in_ns "${CLIENT_NS[$key]}" sysctl -qw net.ipv4.tcp_max_tw_buckets=0
         in_ns "${SERVER_NS[$key]}" sysctl -qw net.ipv4.tcp_max_tw_buckets=0
-        start_server "${SERVER_NS[$key]}" iperf3 -s -p "$IPERF_PORT"
+        start_server "${SERVER_NS[$key]}" taskset -c 1 iperf3 -s -p "$IPERF_PORT"
         start_server "${SERVER_NS[$key]}" taskset -c 0 "$NETBENCH" server --port "$NETBENCH_PORT"
         wait_listen "${SERVER_NS[$key]}" "$IPERF_PORT"
         wait_listen "${SERVER_NS[$key]}" "$NETBENCH_PORT"

@@ -198,7 +198,7 @@ declare -A SERVER_NS=([ours]="$OURS_SERVER_NS" [base]="$BL_POD_B")
 declare -A SERVER_IP=([ours]="$OURS_SERVER_IP" [base]="$BL_IP_B")
 
 for side in ours base; do
-    start_server "${SERVER_NS[$side]}" iperf3 -s -p "$IPERF_PORT"
+    start_server "${SERVER_NS[$side]}" taskset -c 1 iperf3 -s -p "$IPERF_PORT"
     start_server "${SERVER_NS[$side]}" taskset -c 0 "$NETBENCH" server --port "$NETBENCH_PORT"
     wait_listen "${SERVER_NS[$side]}" "$IPERF_PORT"
     wait_listen "${SERVER_NS[$side]}" "$NETBENCH_PORT"
@@ -217,7 +217,7 @@ done
 
 run_iperf() {
     local side="$1" out
-    out="$(timeout $((IPERF_SECS + 20)) ip netns exec "${CLIENT_NS[$side]}" \
+    out="$(timeout $((IPERF_SECS + 20)) ip netns exec "${CLIENT_NS[$side]}" taskset -c 0 \
         iperf3 -c "${SERVER_IP[$side]}" -p "$IPERF_PORT" -t "$IPERF_SECS" -J)" ||
         die "$side: iperf3 failed: $(jq -r '.error // empty' <<<"$out" 2>/dev/null)"
     TPUT[$side]+="$(jq -r '.end.sum_received.bits_per_second' <<<"$out") "
