@@ -6,11 +6,13 @@
  *   cil_from_netdev  tc ingress of the underlay device: a plain IPv4 packet
  *                    for a local endpoint (native routing from another
  *                    node) goes straight to the endpoint's handle_policy
- *                    (cilium_call_policy) with the source identity from the
- *                    ipcache, so the node neither routes it nor sends it
- *                    through the pod's veth. Everything else (ARP, the
- *                    node's own traffic, VXLAN for the tunnel device,
- *                    non-IPv4) passes to the stack untouched.
+ *                    (cilium_call_policy), which looks the source identity
+ *                    up in the ipcache for new connections and traces only
+ *                    (an identity of 0 in cb[]), so the node neither routes
+ *                    it nor sends it through the pod's veth. Everything
+ *                    else (ARP, the node's own traffic, VXLAN for the
+ *                    tunnel device, non-IPv4) passes to the stack
+ *                    untouched.
  *
  * It shares the node-wide pinned maps with bpf_lxc.c.
  */
@@ -50,10 +52,13 @@ static __always_inline int handle_ipv4_from_netdev(struct __sk_buff *ctx,
 	if (!ep || (ep->flags & ENDPOINT_F_HOST))
 		return TC_ACT_OK;
 
-	*src_label = ipcache_source_identity4(ip4->saddr);
 	*dst_id = ep->lxc_id;
-	send_trace_notify(ctx, MONITOR_AGGREGATION, TRACE_FROM_NETWORK,
-			  HOST_SOURCE_ID, *src_label, 0, 0, ctx->ifindex, NULL);
+	if (trace_wanted(MONITOR_AGGREGATION, TRACE_FROM_NETWORK, NULL)) {
+		*src_label = ipcache_source_identity4(ip4->saddr);
+		send_trace_notify(ctx, MONITOR_AGGREGATION, TRACE_FROM_NETWORK,
+				  HOST_SOURCE_ID, *src_label, 0, 0,
+				  ctx->ifindex, NULL);
+	}
 	return tail_call_policy(ctx, ep->lxc_id, *src_label);
 }
 

@@ -263,31 +263,38 @@ int cil_from_container(struct __sk_buff *ctx)
 
 /*
  * Deliver a packet into this endpoint: ingress conntrack, L2 rewrite, TTL
- * decrement, then straight into the pod's namespace.
+ * decrement, then straight into the pod's namespace. A source identity of 0
+ * (the underlay device's native-routing delivery) is resolved from the
+ * ipcache only when something uses it: a new connection's policy check and
+ * conntrack entry, a trace.
  */
 static __always_inline int ipv4_to_endpoint(struct __sk_buff *ctx,
-					    __u32 src_label)
+					    __u32 *src_label)
 {
 	struct trace_ctx tctx = {};
 	struct ct_packet pkt = {};
 	struct ethhdr *eth;
 	struct iphdr *ip4;
+	__be32 saddr;
 	int ret;
 
 	ret = ipv4_load(ctx, &ip4);
 	if (IS_DROP(ret))
 		return ret;
+	saddr = ip4->saddr;
 	ret = ct_extract4(ctx, ip4, &pkt);
 	if (IS_DROP(ret))
 		return ret;
 	ret = ct_lookup4(&pkt, CT_INGRESS, &tctx);
 	if (ct_is_new(ret, &tctx)) {
-		ret = policy_check_new4(ctx, lxc_id(), src_label, false, &pkt);
+		if (!*src_label)
+			*src_label = ipcache_source_identity4(saddr);
+		ret = policy_check_new4(ctx, lxc_id(), *src_label, false, &pkt);
 		if (IS_DROP(ret))
 			return ret;
 	}
 	if (ret == CT_NEW) {
-		ret = ct_create_new4(&pkt, src_label, &tctx);
+		ret = ct_create_new4(&pkt, *src_label, &tctx);
 		if (IS_DROP(ret))
 			return ret;
 	}
@@ -302,16 +309,32 @@ static __always_inline int ipv4_to_endpoint(struct __sk_buff *ctx,
 	if (IS_DROP(ret))
 		return ret;
 
-	send_trace_notify(ctx, MONITOR_AGGREGATION, TRACE_TO_LXC, lxc_id(),
-			  src_label, SECLABEL, lxc_id(), LXC_IFINDEX, &tctx);
+	if (trace_wanted(MONITOR_AGGREGATION, TRACE_TO_LXC, &tctx)) {
+		if (!*src_label)
+			*src_label = ipcache_source_identity4(saddr);
+		send_trace_notify(ctx, MONITOR_AGGREGATION, TRACE_TO_LXC,
+				  lxc_id(), *src_label, SECLABEL, lxc_id(),
+				  LXC_IFINDEX, &tctx);
+	}
 	update_metrics(ctx->len, METRIC_INGRESS, REASON_FORWARDED);
 	return bpf_redirect_peer(LXC_IFINDEX, 0);
+}
+
+/* Source address of an IPv4 packet, 0 when it has none (for drop reports). */
+static __always_inline __be32 packet_saddr4(struct __sk_buff *ctx)
+{
+	struct iphdr *ip4;
+
+	if (ctx->protocol != bpf_htons(ETH_P_IP) || IS_DROP(ipv4_load(ctx, &ip4)))
+		return 0;
+	return ip4->saddr;
 }
 
 SEC("classifier/policy")
 int handle_policy(struct __sk_buff *ctx)
 {
 	__u32 src_label = ctx->cb[CB_SRC_LABEL];
+	__be32 saddr;
 	int ret;
 
 	ctx->cb[CB_SRC_LABEL] = 0;
@@ -319,11 +342,15 @@ int handle_policy(struct __sk_buff *ctx)
 	if (ctx->protocol != bpf_htons(ETH_P_IP))
 		ret = DROP_UNKNOWN_L3;
 	else
-		ret = ipv4_to_endpoint(ctx, src_label);
+		ret = ipv4_to_endpoint(ctx, &src_label);
 
-	if (IS_DROP(ret))
+	if (IS_DROP(ret)) {
+		saddr = src_label ? 0 : packet_saddr4(ctx);
+		if (saddr)
+			src_label = ipcache_source_identity4(saddr);
 		return send_drop_notify(ctx, lxc_id(), src_label, SECLABEL,
 					LXC_ID, ret, METRIC_INGRESS);
+	}
 	return ret;
 }
 
