@@ -405,24 +405,3 @@ static __always_inline int ct_create_new4(const struct ct_packet *pkt,
 	return CT_NEW;
 }
 
-/**
- * ct_process4 - look a packet up, account it and create missing entries
- * @pkt: the packet; its tuple is left in the packet's own orientation
- * @dir: CT_EGRESS (leaving an endpoint) or CT_INGRESS (entering one)
- * @src_sec_id: identity stored in a newly created entry
- * @tctx: receives the trace reason and the monitor decision
- *
- * Returns the ct_status (>= 0) or a negative DROP_* code. A closing TCP
- * entry reused by a fresh SYN is reported as CT_ESTABLISHED with the
- * reason of a new connection.
- */
-static __always_inline int ct_process4(struct ct_packet *pkt,
-				       enum ct_dir dir, __u32 src_sec_id,
-				       struct trace_ctx *tctx)
-{
-	int ret = ct_lookup4(pkt, dir, tctx);
-
-	if (ret != CT_NEW)
-		return ret;
-	return ct_create_new4(pkt, src_sec_id, tctx);
-}
