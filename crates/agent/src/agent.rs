@@ -9,16 +9,17 @@ use std::time::Instant;
 
 use cilium_api::models as api;
 use cilium_endpoint::{
-    EndpointError, EndpointManager, EndpointSelector, FileStore as EndpointFileStore,
-    InvalidRequest, NewEndpoint,
+    EndpointError, EndpointId, EndpointIdentity, EndpointManager, EndpointSelector,
+    FileStore as EndpointFileStore, InvalidRequest, NewEndpoint,
 };
 use cilium_identity::{Labels, NumericIdentity, ReservedIdentity};
 use cilium_ipam::{FileStore as IpamFileStore, HostScopeAllocator, IpamError, ROUTER_OWNER};
 
 use crate::cluster::Cluster;
 use crate::config::AgentConfig;
-use crate::identity::{init_identity, Identities, INLINE_RESOLVE_TIMEOUT};
+use crate::identity::{init_identity, Identities, PodRef, INLINE_RESOLVE_TIMEOUT};
 use crate::node_datapath::NodeDatapath;
+use crate::pod_metadata::Change;
 use crate::policy::{to_map_state, PolicyEngine, PolicyImportError};
 
 /// Pods are attached with veth pairs.
@@ -233,26 +234,44 @@ impl Agent {
         }
         let ip = new.ipv4;
         let claimed = self.claim_address(ip, &new.container_id)?;
-        let labels = self.identities.labels_of(&new.k8s_namespace, &new.labels);
+        let pod = PodRef {
+            namespace: new.k8s_namespace.clone(),
+            name: new.k8s_pod_name.clone(),
+            labels: new.labels.clone(),
+        };
         let resolved = tokio::runtime::Handle::current().block_on(async {
-            tokio::time::timeout(INLINE_RESOLVE_TIMEOUT, self.identities.resolve(&labels)).await
+            tokio::time::timeout(INLINE_RESOLVE_TIMEOUT, async {
+                // Labels derived before the Pods and Namespaces are known could be wrong.
+                self.identities.metadata().wait_synced().await;
+                let labels = self.identities.labels_of(&pod);
+                let identity = self.identities.resolve(&labels).await?;
+                Ok::<_, cilium_identity::AllocatorError>((identity, labels))
+            })
+            .await
         });
-        let (identity, resolved) = match resolved {
-            Ok(Ok(identity)) => (identity, true),
+        let (identity, held) = match resolved {
+            Ok(Ok((identity, labels))) => (identity, Some(labels)),
             Ok(Err(error)) => {
                 tracing::warn!(error = %crate::api::chain(&error), "identity not resolved yet; starting with reserved:init");
-                (init_identity(), false)
+                (init_identity(), None)
             }
             Err(_) => {
                 tracing::warn!("kvstore slow; endpoint starts with reserved:init");
-                (init_identity(), false)
+                (init_identity(), None)
             }
         };
-        let created = self
-            .endpoints
-            .lock()
-            .expect("endpoints lock")
-            .create(new, identity);
+        let created = {
+            let mut endpoints = self.endpoints.lock().expect("endpoints lock");
+            let created = endpoints.create(new, identity);
+            if let Ok(endpoint) = &created {
+                // A repeated ADD replaces the endpoint: its old reference goes.
+                match &held {
+                    Some(labels) => self.identities.hold(endpoint.id, labels.clone()),
+                    None => self.identities.forget(endpoint.id),
+                }
+            }
+            created
+        };
         let endpoint = match created {
             Ok(endpoint) => endpoint,
             Err(error) => {
@@ -260,10 +279,13 @@ impl Agent {
                     // Refused requests change nothing: give back what was taken for them.
                     let _ = self.ipam.lock().expect("ipam lock").release(ip);
                 }
+                if let Some(labels) = held {
+                    self.identities.release(labels);
+                }
                 return Err(error.into());
             }
         };
-        if !resolved {
+        if held.is_none() {
             self.identities
                 .resolve_later(EndpointSelector::Id(endpoint.id));
         }
@@ -287,41 +309,60 @@ impl Agent {
 
     pub fn delete_endpoint(&self, reference: &str) -> Result<(), AgentError> {
         let selector: EndpointSelector = reference.parse()?;
-        let removed = self
-            .endpoints
-            .lock()
-            .expect("endpoints lock")
-            .delete(&selector)?;
-        self.cluster.endpoint_down(removed.ipv4);
-        if removed.identity != init_identity().id {
-            if let Ok(labels) = cilium_identity::Labels::parse(&removed.identity_labels) {
-                self.identities.release(labels);
+        let removed = {
+            let mut endpoints = self.endpoints.lock().expect("endpoints lock");
+            let id = endpoints.find(&selector).map(|ep| ep.id);
+            let removed = endpoints.delete(&selector);
+            // Forgotten even when the datapath teardown failed: release its identity too.
+            if let Some(id) = id.filter(|&id| endpoints.find(&EndpointSelector::Id(id)).is_none()) {
+                self.identities.forget(id);
             }
-        }
+            removed?
+        };
+        self.cluster.endpoint_down(removed.ipv4);
         tracing::info!(endpoint = %removed.id, container = %removed.container_id, "endpoint deleted");
         Ok(())
     }
 
-    /// Namespace and labels of an endpoint, if it still exists.
-    pub fn endpoint_labels(&self, selector: &EndpointSelector) -> Option<(String, Vec<String>)> {
+    /// The ID of an endpoint, if it exists.
+    pub fn endpoint_id(&self, selector: &EndpointSelector) -> Option<EndpointId> {
         let endpoints = self.endpoints.lock().expect("endpoints lock");
-        endpoints
-            .find(selector)
-            .map(|ep| (ep.k8s_namespace.clone(), ep.labels.clone()))
+        endpoints.find(selector).map(|ep| ep.id)
     }
 
-    /// Gives an endpoint its resolved identity (regenerating it when the number changed) and
-    /// publishes the address with it.
+    /// The pod an endpoint stands for, if the endpoint still exists.
+    pub fn endpoint_pod(&self, selector: &EndpointSelector) -> Option<PodRef> {
+        let endpoints = self.endpoints.lock().expect("endpoints lock");
+        endpoints.find(selector).map(|ep| PodRef {
+            namespace: ep.k8s_namespace.clone(),
+            name: ep.k8s_pod_name.clone(),
+            labels: ep.labels.clone(),
+        })
+    }
+
+    /// Gives endpoint `id` the identity resolved for `labels` (regenerating it when the
+    /// number changed), moves its allocator reference to `labels`, and publishes the address
+    /// with the identity.
     pub fn apply_identity(
         &self,
-        selector: &EndpointSelector,
-        identity: cilium_endpoint::EndpointIdentity,
+        id: EndpointId,
+        identity: EndpointIdentity,
+        labels: Labels,
     ) -> Result<(), AgentError> {
-        let endpoint = self
-            .endpoints
-            .lock()
-            .expect("endpoints lock")
-            .set_identity(selector, identity)?;
+        let selector = EndpointSelector::Id(id);
+        let endpoint = {
+            let mut endpoints = self.endpoints.lock().expect("endpoints lock");
+            let result = endpoints.set_identity(&selector, identity.clone());
+            let carries = endpoints
+                .find(&selector)
+                .is_some_and(|ep| ep.identity_labels == identity.labels);
+            if carries {
+                self.identities.hold(id, labels);
+            } else {
+                self.identities.release(labels);
+            }
+            result?
+        };
         self.cluster.endpoint_up(
             endpoint.ipv4,
             endpoint.identity,
@@ -331,6 +372,30 @@ impl Agent {
         tracing::info!(endpoint = %endpoint.id, identity = endpoint.identity, "identity resolved");
         self.apply_policies();
         Ok(())
+    }
+
+    /// Pods or Namespaces changed in the resource model: the local endpoints concerned get
+    /// their identity derived again, and named ports (their own and the cluster's) may have
+    /// changed, so policies are resolved again.
+    pub fn pod_metadata_changed(&self, changes: &[Change]) {
+        {
+            let endpoints = self.endpoints.lock().expect("endpoints lock");
+            for endpoint in endpoints.list() {
+                let concerned = changes.iter().any(|change| match change {
+                    Change::Pod { namespace, name } => {
+                        endpoint.k8s_namespace == *namespace && endpoint.k8s_pod_name == *name
+                    }
+                    Change::Namespace { name } => endpoint.k8s_namespace == *name,
+                });
+                if concerned {
+                    self.identities
+                        .resolve_later(EndpointSelector::Id(endpoint.id));
+                }
+            }
+        }
+        if changes.iter().any(|c| matches!(c, Change::Pod { .. })) {
+            self.apply_policies();
+        }
     }
 
     /// `PUT /policy`: stores the policies in `text` and enforces them.
@@ -362,9 +427,17 @@ impl Agent {
     /// Resolves every local endpoint's policy and writes it into its policy map in place.
     pub fn apply_policies(&self) {
         self.sync_policy_identities();
+        let metadata = self.identities.metadata();
+        let peer_ports = metadata.peer_named_ports();
         let endpoints = self.endpoints.lock().expect("endpoints lock");
         for endpoint in endpoints.list() {
-            let policy = self.policy.resolve(&endpoint.identity_labels);
+            let own_ports = metadata
+                .pod(&endpoint.k8s_namespace, &endpoint.k8s_pod_name)
+                .map(|pod| pod.named_ports)
+                .unwrap_or_default();
+            let policy = self
+                .policy
+                .resolve(&endpoint.identity_labels, &own_ports, &peer_ports);
             let (enforcement, entries) = to_map_state(&policy);
             if let Err(error) =
                 endpoints

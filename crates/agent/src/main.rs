@@ -10,6 +10,7 @@ mod identity;
 mod monitor_server;
 mod node_address;
 mod node_datapath;
+mod pod_metadata;
 mod policy;
 mod policy_trace;
 mod resources;

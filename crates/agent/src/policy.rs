@@ -11,8 +11,9 @@ use std::sync::Mutex;
 
 use cilium_datapath::maps::{Direction, Enforcement, PolicyEntry as MapEntry, PolicyMapKey};
 use cilium_policy::{
-    parse_documents, resolve, trace, EndpointPolicy, IdentityView, Labels, PolicyDocument,
-    PolicyError, PolicySource, Repository, ResolveOptions, SelectorCache, Verdict,
+    parse_documents, resolve, trace, EndpointPolicy, IdentityView, Labels, NamedPorts,
+    PolicyDocument, PolicyError, PolicySource, Protocol, Repository, ResolveOptions, SelectorCache,
+    Verdict,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -157,15 +158,26 @@ impl PolicyEngine {
         )
     }
 
-    /// The policy of an endpoint with these identity labels.
-    pub fn resolve(&self, identity_labels: &[String]) -> EndpointPolicy {
+    /// The policy of an endpoint with these identity labels and its pod's `named_ports`
+    /// (ingress named ports), given the named ports of every pod in the cluster
+    /// (`peer_named_ports`, for egress named ports).
+    pub fn resolve(
+        &self,
+        identity_labels: &[String],
+        named_ports: &NamedPorts,
+        peer_named_ports: &BTreeMap<String, Vec<(u16, Protocol)>>,
+    ) -> EndpointPolicy {
+        let options = ResolveOptions {
+            peer_named_ports: peer_named_ports.clone(),
+            ..self.options.clone()
+        };
         let state = self.state.lock().expect("policy lock");
         resolve(
             &Labels::parse(identity_labels),
             &state.repo,
             &state.cache,
-            &BTreeMap::new(),
-            &self.options,
+            named_ports,
+            &options,
         )
     }
 }

@@ -1,8 +1,10 @@
 //! The resource model in the kvstore: objects applied with `cilium apply -f` (policies,
 //! namespaces, pods, …) are stored under
-//! `cilium/state/resources/v1/<cluster>/<kind>/<namespace or _>/<name>` as JSON, and every
-//! agent follows that prefix. Policies found there are enforced on every node without
-//! restarting anything.
+//! `cilium/state/resources/v1/<cluster>/<kind>/<namespace or _>/<name>` as JSON (namespaced
+//! kinds that name no namespace are in `default`, as the API server would put them), and
+//! every agent follows that prefix. Policies found there are enforced on every node without
+//! restarting anything; Pods and Namespaces feed the agent's pod metadata
+//! ([`crate::pod_metadata`]), from which endpoint identities and named ports are derived.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,8 +14,23 @@ use cilium_kvstore::{KvError, KvStore, WatchEvent};
 use cilium_policy::{parse_documents, PolicyDocument, PolicyError, PolicySource};
 
 use crate::agent::Agent;
+use crate::pod_metadata::Change;
 
 const PREFIX: &str = "cilium/state/resources/v1/";
+
+/// The kinds `cilium apply -f` accepts that are not namespaced.
+const CLUSTER_SCOPED: &[&str] = &[
+    "Namespace",
+    "Node",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "CiliumIdentity",
+    "CiliumNode",
+    "CiliumCIDRGroup",
+    "CiliumClusterwideEnvoyConfig",
+    "CiliumEgressGatewayPolicy",
+    "CiliumLoadBalancerIPPool",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ResourceError {
@@ -35,9 +52,16 @@ fn key_of(cluster: &str, document: &PolicyDocument) -> Option<String> {
     let name = document.name()?;
     let namespace = match document {
         PolicyDocument::Policy(policy) => policy.namespace.clone(),
-        PolicyDocument::Other { raw, .. } => {
-            raw["metadata"]["namespace"].as_str().map(str::to_string)
+        PolicyDocument::Other { kind, raw, .. } if !CLUSTER_SCOPED.contains(&kind.as_str()) => {
+            Some(
+                raw["metadata"]["namespace"]
+                    .as_str()
+                    .filter(|ns| !ns.is_empty())
+                    .unwrap_or(cilium_policy::DEFAULT_NAMESPACE)
+                    .to_string(),
+            )
         }
+        PolicyDocument::Other { .. } => None,
     };
     Some(format!(
         "{}{}/{}/{}",
@@ -97,8 +121,15 @@ pub async fn delete(
     Ok(deleted)
 }
 
-/// Follows the cluster's resources and keeps the agent's policy repository in step with the
-/// policies among them.
+/// What one batch of events changed.
+#[derive(Default)]
+struct Changes {
+    policies: bool,
+    pods: Vec<Change>,
+}
+
+/// Follows the cluster's resources: keeps the agent's policy repository in step with the
+/// policies among them, and its pod metadata with the Pods and Namespaces.
 pub async fn follow(agent: Arc<Agent>) {
     let store = Arc::clone(agent.cluster.store());
     let prefix = prefix(agent.cluster.cluster_name());
@@ -114,24 +145,30 @@ pub async fn follow(agent: Arc<Agent>) {
         }
     };
     let mut sources: BTreeMap<String, PolicySource> = BTreeMap::new();
+    let mut changes = Changes::default();
     for kv in entries {
-        apply_event(&agent, &mut sources, WatchEvent::Put(kv));
+        apply_event(&agent, &mut sources, &mut changes, WatchEvent::Put(kv));
     }
-    refresh(&agent).await;
+    agent.identities.metadata().mark_synced();
+    changes.policies = true;
+    refresh(&agent, changes).await;
     let mut watch = store.watch(&prefix, revision + 1);
     while let Some(event) = watch.recv().await {
-        if apply_event(&agent, &mut sources, event) {
-            refresh(&agent).await;
+        let mut changes = Changes::default();
+        apply_event(&agent, &mut sources, &mut changes, event);
+        if changes.policies || !changes.pods.is_empty() {
+            refresh(&agent, changes).await;
         }
     }
 }
 
-/// Applies one change to the repository; returns whether policies changed.
+/// Applies one change to the repository or the pod metadata, noting what changed.
 fn apply_event(
     agent: &Agent,
     sources: &mut BTreeMap<String, PolicySource>,
+    changes: &mut Changes,
     event: WatchEvent,
-) -> bool {
+) {
     match event {
         WatchEvent::Put(kv) => {
             let parsed = serde_json::from_slice(&kv.value)
@@ -141,26 +178,73 @@ fn apply_event(
                 Ok(PolicyDocument::Policy(policy)) => {
                     sources.insert(kv.key, PolicySource::of(&policy));
                     agent.policy.upsert(&policy);
-                    true
+                    changes.policies = true;
                 }
-                Ok(PolicyDocument::Other { .. }) => false,
+                Ok(PolicyDocument::Other { raw, .. }) => {
+                    match agent.identities.metadata().upsert(&kv.key, &raw) {
+                        Ok(change) => changes.pods.extend(change),
+                        Err(error) => {
+                            tracing::warn!(error = %crate::api::chain(&error), "ignoring an invalid resource")
+                        }
+                    }
+                }
                 Err(error) => {
                     tracing::warn!(key = kv.key, error, "ignoring an invalid resource");
-                    false
                 }
             }
         }
         WatchEvent::Delete { key, .. } => match sources.remove(&key) {
             Some(source) => {
                 agent.policy.delete(&source);
-                true
+                changes.policies = true;
             }
-            None => false,
+            None => changes
+                .pods
+                .extend(agent.identities.metadata().remove(&key)),
         },
     }
 }
 
-async fn refresh(agent: &Arc<Agent>) {
+/// Acts on what changed: endpoints whose Pod or Namespace changed get their identity
+/// derived again; policies are resolved again.
+async fn refresh(agent: &Arc<Agent>, changes: Changes) {
     let agent = Arc::clone(agent);
-    let _ = tokio::task::spawn_blocking(move || agent.apply_policies()).await;
+    let _ = tokio::task::spawn_blocking(move || {
+        if !changes.pods.is_empty() {
+            agent.pod_metadata_changed(&changes.pods);
+        }
+        if changes.policies {
+            agent.apply_policies();
+        }
+    })
+    .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(text: &str) -> Vec<String> {
+        documents("c1", text)
+            .expect("valid documents")
+            .into_iter()
+            .map(|(key, _)| key)
+            .collect()
+    }
+
+    #[test]
+    fn namespaced_objects_without_a_namespace_land_in_default() {
+        assert_eq!(
+            keys(
+                "apiVersion: v1\nkind: Pod\nmetadata: {name: xwing}\n---\n\
+                 apiVersion: v1\nkind: Pod\nmetadata: {name: db, namespace: shop}\n---\n\
+                 apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {team: x}}\n"
+            ),
+            [
+                "cilium/state/resources/v1/c1/Pod/default/xwing",
+                "cilium/state/resources/v1/c1/Pod/shop/db",
+                "cilium/state/resources/v1/c1/Namespace/_/shop",
+            ]
+        );
+    }
 }

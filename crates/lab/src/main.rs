@@ -103,6 +103,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let key = PodKey::new(&args.namespace, &args.pod)?;
             pod::del(&lab, &BinDir::locate()?, &key)?;
             println!("pod {key} deleted");
+            // The pod is gone either way; a Pod object left behind only costs a warning.
+            match apply::forget_pod(&lab, &key) {
+                Ok(keys) => keys.iter().for_each(|k| println!("removed {k}")),
+                Err(error) => eprintln!("Warning: {:#}", anyhow::Error::new(error)),
+            }
         }
         Command::Pod(PodCommand::List(args)) => {
             let rows = pod::list(&lab(args.lab.lab))?;

@@ -1,5 +1,7 @@
 //! Kubernetes manifests read the way a kubelet would realize them in the lab: which pods a
-//! YAML file's Pods and Deployments stand for, with their node, labels and served ports.
+//! YAML file's Pods and Deployments stand for, with their node, labels and served ports, the
+//! Pod objects a Deployment's controller would create for them, and which pods a deleted
+//! Namespace takes along.
 
 use std::collections::BTreeSet;
 
@@ -71,6 +73,10 @@ pub struct PodPlan {
     pub node: Option<NodeName>,
     pub labels: Labels,
     pub serve: Option<ServeSpec>,
+    /// The Pod object as the API server would hold it (the document itself for a bare Pod;
+    /// built from the template for a Deployment's pod): agents derive the pod's identity and
+    /// named ports from it.
+    pub object: Value,
 }
 
 /// What a workload object stands for in the lab.
@@ -85,6 +91,8 @@ pub enum Workload {
         labels: Labels,
         pods: Vec<PodPlan>,
     },
+    /// A Namespace: no pods of its own, but deleting it deletes every pod in it.
+    Namespace { name: String },
 }
 
 impl Workload {
@@ -93,7 +101,18 @@ impl Workload {
         match self {
             Workload::Pod(plan) => std::slice::from_ref(plan),
             Workload::Deployment { pods, .. } => pods,
+            Workload::Namespace { .. } => &[],
         }
+    }
+
+    /// The Pod objects a controller creates for this workload and the file does not hold
+    /// itself (a Deployment's pods).
+    pub fn created_objects(&self) -> impl Iterator<Item = &Value> {
+        let created: &[PodPlan] = match self {
+            Workload::Deployment { pods, .. } => pods,
+            Workload::Pod(_) | Workload::Namespace { .. } => &[],
+        };
+        created.iter().map(|plan| &plan.object)
     }
 
     /// Whether a running pod belongs to this workload.
@@ -114,11 +133,13 @@ impl Workload {
                         .iter()
                         .all(|(k, v)| labels.iter().any(|(lk, lv)| lk == k && lv == v))
             }
+            Workload::Namespace { name: ns } => ns == namespace,
         }
     }
 }
 
-/// The Pods and Deployments of a multi-document YAML text, in order. Ports are the containers'
+/// The Pods, Deployments and Namespaces of a multi-document YAML text, in order. Ports are
+/// the containers'
 /// `containerPort`s plus the target ports of the file's Services whose selector picks the pod
 /// (the images are not run, so a Service is the only other word on what they listen on).
 pub fn workloads(text: &str) -> Result<Vec<Workload>, ManifestError> {
@@ -149,6 +170,7 @@ pub fn workloads(text: &str) -> Result<Vec<Workload>, ManifestError> {
                     &doc["spec"],
                     labels,
                     &services,
+                    (*doc).clone(),
                 )?));
             }
             Some("Deployment") => {
@@ -167,7 +189,16 @@ pub fn workloads(text: &str) -> Result<Vec<Workload>, ManifestError> {
                             object.name,
                             suffix(&object.namespace, &object.name, i)
                         ))?;
-                        pod_plan(&object, key, &template["spec"], labels.clone(), &services)
+                        let created =
+                            created_pod(&key, &template["metadata"]["labels"], &template["spec"]);
+                        pod_plan(
+                            &object,
+                            key,
+                            &template["spec"],
+                            labels.clone(),
+                            &services,
+                            created,
+                        )
                     })
                     .collect::<Result<_, _>>()?;
                 out.push(Workload::Deployment {
@@ -177,10 +208,31 @@ pub fn workloads(text: &str) -> Result<Vec<Workload>, ManifestError> {
                     pods,
                 });
             }
+            Some("Namespace") => out.push(Workload::Namespace {
+                name: object.name.clone(),
+            }),
             _ => {}
         }
     }
     Ok(out)
+}
+
+/// The Pod object a Deployment's controller creates for pod `key` from its template.
+fn created_pod(key: &PodKey, labels: &Value, spec: &Value) -> Value {
+    let mut metadata = serde_json::Map::new();
+    metadata.insert("name".into(), Value::String(key.name.clone()));
+    metadata.insert("namespace".into(), Value::String(key.namespace.clone()));
+    if !labels.is_null() {
+        metadata.insert("labels".into(), labels.clone());
+    }
+    let mut pod = serde_json::Map::new();
+    pod.insert("apiVersion".into(), Value::String("v1".into()));
+    pod.insert("kind".into(), Value::String("Pod".into()));
+    pod.insert("metadata".into(), Value::Object(metadata));
+    if !spec.is_null() {
+        pod.insert("spec".into(), spec.clone());
+    }
+    Value::Object(pod)
 }
 
 /// Kind, name and namespace of a document, for naming things and errors.
@@ -253,6 +305,7 @@ fn pod_plan(
     spec: &Value,
     labels: Labels,
     services: &[&Value],
+    pod_object: Value,
 ) -> Result<PodPlan, ManifestError> {
     let node = match spec["nodeName"].as_str() {
         None => None,
@@ -321,6 +374,7 @@ fn pod_plan(
         node,
         labels,
         serve,
+        object: pod_object,
     })
 }
 
@@ -468,6 +522,55 @@ spec:
         assert!(!deployment.owns("other", "deathstar-abcde", &labels));
         let other: Labels = "org=empire".parse().unwrap();
         assert!(!deployment.owns("default", "deathstar-abcde", &other));
+    }
+
+    #[test]
+    fn deployment_pods_get_the_pod_objects_their_controller_would_create() {
+        let loads = workloads(STARWARS).unwrap();
+        let created: Vec<&Value> = loads.iter().flat_map(Workload::created_objects).collect();
+        assert_eq!(created.len(), 2, "one per deathstar replica: {created:#?}");
+        let names: Vec<&str> = loads
+            .iter()
+            .flat_map(Workload::pods)
+            .filter(|p| p.key.name.starts_with("deathstar-"))
+            .map(|p| p.key.name.as_str())
+            .collect();
+        for object in &created {
+            assert_eq!(object["kind"], "Pod");
+            assert_eq!(object["apiVersion"], "v1");
+            assert_eq!(object["metadata"]["namespace"], "default");
+            assert!(names.contains(&object["metadata"]["name"].as_str().unwrap()));
+            assert_eq!(object["metadata"]["labels"]["class"], "deathstar");
+            assert_eq!(
+                object["spec"]["containers"][0]["name"], "deathstar",
+                "the template's spec: {object}"
+            );
+        }
+        let xwing = loads
+            .iter()
+            .flat_map(Workload::pods)
+            .find(|p| p.key.name == "xwing")
+            .unwrap();
+        assert_eq!(
+            xwing.object["metadata"]["name"], "xwing",
+            "a bare Pod is its own object"
+        );
+    }
+
+    #[test]
+    fn a_namespace_owns_every_pod_in_it() {
+        let loads = workloads(
+            "apiVersion: v1\nkind: Namespace\nmetadata: {name: team-a, labels: {team: a}}\n",
+        )
+        .unwrap();
+        let [ns @ Workload::Namespace { .. }] = loads.as_slice() else {
+            panic!("one namespace expected: {loads:?}");
+        };
+        assert!(ns.pods().is_empty());
+        assert_eq!(ns.created_objects().count(), 0);
+        let any = Labels::default();
+        assert!(ns.owns("team-a", "web", &any));
+        assert!(!ns.owns("default", "web", &any));
     }
 
     #[test]

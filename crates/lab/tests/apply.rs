@@ -1,6 +1,6 @@
 //! `apply -f` / `delete -f` with Cilium's Star Wars demo, unchanged: the manifests become
-//! pods with their labels and ports, the L3/L4 policy lets the empire in and keeps the
-//! alliance out, and `delete -f` takes the pods away again.
+//! pods with their labels and ports (and Pod objects in the store), the L3/L4 policy lets the
+//! empire in and keeps the alliance out, and `delete -f` takes the pods away again.
 
 #![cfg(feature = "privileged-tests")]
 
@@ -55,7 +55,15 @@ fn the_star_wars_demo_applies_enforces_and_deletes() {
     let app = example("http-sw-app.yaml");
     let policy = example("sw_l3_l4_policy.yaml");
 
-    lab.ok(&["apply", "-f", &app]);
+    let stored = lab.ok(&["apply", "-f", &app]);
+    assert_eq!(
+        stored
+            .lines()
+            .filter(|l| l.starts_with("stored cilium/state/resources/v1/default/Pod/default/deathstar-"))
+            .count(),
+        2,
+        "the Deployment's pods are stored as Pod objects, as its controller would create them: {stored}"
+    );
     let pods = pod_list(&lab);
     assert_eq!(pods.len(), 4, "{pods:#?}");
     let nodes: std::collections::BTreeSet<&str> =

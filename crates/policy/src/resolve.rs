@@ -16,8 +16,10 @@
 //!   wildcard the protocol together with every port); `ANY` on port 0 is
 //!   protocol 0.
 //! - Named ports resolve against the endpoint's own container ports on
-//!   ingress. Egress named ports need the peers' ports and are not resolved
-//!   yet (they allow nothing).
+//!   ingress, and against the ports of the pods peers may be on egress
+//!   ([`ResolveOptions::peer_named_ports`]): as in Cilium, an egress name
+//!   resolves per protocol only when every pod that declares it gives it the
+//!   same number; an unknown or ambiguous name allows nothing.
 //! - ICMP fields become protocol 1 (or 58) with the type as the port.
 //! - Deny entries replace allows on the same key and remove allows they
 //!   cover; the datapath lookup lets any remaining deny win.
@@ -43,13 +45,32 @@ use crate::selector_cache::{PeerSelector, Selection, SelectorCache};
 /// An endpoint's named container ports: name → (port, protocol).
 pub type NamedPorts = BTreeMap<String, (u16, Protocol)>;
 
-/// Agent settings that shape resolution.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// Agent settings and cluster-wide facts that shape resolution.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ResolveOptions {
     /// `enable-policy`.
     pub enforcement: EnforcementMode,
     /// `allow-localhost=always`: the host may always reach its endpoints.
     pub allow_localhost: bool,
+    /// The named container ports of every pod an egress peer may be (Cilium
+    /// keeps the same union in its ipcache): name → each `(port, protocol)`
+    /// some pod declares under that name.
+    pub peer_named_ports: BTreeMap<String, Vec<(u16, Protocol)>>,
+}
+
+impl ResolveOptions {
+    /// The one port number `name` stands for with `protocol` among the peers'
+    /// ports; `None` when no pod declares it or pods disagree on the number.
+    fn peer_port(&self, name: &str, protocol: Protocol) -> Option<u16> {
+        let mut numbers = self
+            .peer_named_ports
+            .get(name)?
+            .iter()
+            .filter(|(port, p)| *p == protocol && *port != 0)
+            .map(|(port, _)| *port);
+        let first = numbers.next()?;
+        numbers.all(|port| port == first).then_some(first)
+    }
 }
 
 /// One ingress or egress section entry, direction-neutral.
@@ -164,6 +185,7 @@ pub fn rule_selects(rule: &Rule, endpoint: &Labels) -> bool {
 struct Builder<'a> {
     cache: &'a SelectorCache,
     named_ports: &'a NamedPorts,
+    options: &'a ResolveOptions,
     allows: BTreeMap<PolicyKey, PolicyEntry>,
     denies: BTreeMap<PolicyKey, PolicyEntry>,
 }
@@ -249,45 +271,63 @@ impl Builder<'_> {
     }
 
     fn port_protocol_keys(&self, pp: &PortProtocol, egress: bool) -> Vec<(u8, u16, u8)> {
-        let (range, protocol) = match &pp.port {
-            Port::Name(name) => {
-                let resolved = if egress {
-                    None
-                } else {
-                    self.named_ports.get(name)
-                };
-                match resolved {
-                    Some(&(port, named_proto))
-                        if pp.protocol == Protocol::Any || pp.protocol == named_proto =>
-                    {
-                        (port..=port, named_proto)
-                    }
-                    _ => return Vec::new(),
-                }
-            }
+        match &pp.port {
+            Port::Name(name) => self
+                .resolve_name(name, pp.protocol, egress)
+                .into_iter()
+                .flat_map(|(port, protocol)| range_keys(port..=port, protocol))
+                .collect(),
             Port::Number(_) => match pp.range() {
-                Some(range) => (range, pp.protocol),
-                None => return Vec::new(),
+                Some(range) => range_keys(range, pp.protocol),
+                None => Vec::new(),
             },
+        }
+    }
+
+    /// The `(port, protocol)`s a named port stands for: the endpoint's own
+    /// port on ingress, the peers' ports (per protocol) on egress.
+    fn resolve_name(&self, name: &str, protocol: Protocol, egress: bool) -> Vec<(u16, Protocol)> {
+        if !egress {
+            return match self.named_ports.get(name) {
+                Some(&(port, named)) if protocol == Protocol::Any || protocol == named => {
+                    vec![(port, named)]
+                }
+                _ => Vec::new(),
+            };
+        }
+        let protocols: &[Protocol] = match protocol {
+            Protocol::Any => &[Protocol::Tcp, Protocol::Udp, Protocol::Sctp],
+            Protocol::Tcp => &[Protocol::Tcp],
+            Protocol::Udp => &[Protocol::Udp],
+            Protocol::Sctp => &[Protocol::Sctp],
         };
-        let every_port = range == (0..=u16::MAX);
-        let protocols: &[u8] = match protocol {
-            Protocol::Tcp => &[proto::TCP],
-            Protocol::Udp => &[proto::UDP],
-            Protocol::Sctp => &[proto::SCTP],
-            Protocol::Any if every_port => &[proto::ANY],
-            Protocol::Any => &[proto::TCP, proto::UDP, proto::SCTP],
-        };
-        let blocks = port_blocks(range);
         protocols
             .iter()
-            .flat_map(|&p| blocks.iter().map(move |&(port, len)| (p, port, len)))
+            .filter_map(|&p| self.options.peer_port(name, p).map(|port| (port, p)))
             .collect()
     }
 }
 
+/// `(protocol, first port, prefix length)` blocks covering `range` for
+/// `protocol`.
+fn range_keys(range: std::ops::RangeInclusive<u16>, protocol: Protocol) -> Vec<(u8, u16, u8)> {
+    let every_port = range == (0..=u16::MAX);
+    let protocols: &[u8] = match protocol {
+        Protocol::Tcp => &[proto::TCP],
+        Protocol::Udp => &[proto::UDP],
+        Protocol::Sctp => &[proto::SCTP],
+        Protocol::Any if every_port => &[proto::ANY],
+        Protocol::Any => &[proto::TCP, proto::UDP, proto::SCTP],
+    };
+    let blocks = port_blocks(range);
+    protocols
+        .iter()
+        .flat_map(|&p| blocks.iter().map(move |&(port, len)| (p, port, len)))
+        .collect()
+}
+
 /// Resolves the policy of the endpoint with `endpoint` labels and its own
-/// `named_ports`.
+/// `named_ports` (its containers' ports, for ingress named ports).
 pub fn resolve(
     endpoint: &Labels,
     repo: &Repository,
@@ -298,6 +338,7 @@ pub fn resolve(
     let mut builder = Builder {
         cache,
         named_ports,
+        options,
         allows: BTreeMap::new(),
         denies: BTreeMap::new(),
     };

@@ -335,6 +335,7 @@ fn enforcement_modes_override_default_deny() {
     let mode = |enforcement| ResolveOptions {
         enforcement,
         allow_localhost: false,
+        ..ResolveOptions::default()
     };
     let always = resolve(
         &xwing(),
