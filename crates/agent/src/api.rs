@@ -96,7 +96,8 @@ async fn trace_policy(State(agent): State<Arc<Agent>>, body: axum::body::Bytes) 
             )
         }
     };
-    match crate::policy_trace::trace(&agent.policy, &selector) {
+    let peer_named_ports = agent.identities.metadata().peer_named_ports();
+    match crate::policy_trace::trace(&agent.policy, &selector, &peer_named_ports) {
         Ok(result) => Json(result).into_response(),
         Err(error) => error_response(StatusCode::BAD_REQUEST, chain(&error)),
     }

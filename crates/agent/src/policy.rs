@@ -13,7 +13,7 @@ use cilium_datapath::maps::{Direction, Enforcement, PolicyEntry as MapEntry, Pol
 use cilium_policy::{
     parse_documents, resolve, trace, EndpointPolicy, IdentityView, Labels, NamedPorts,
     PolicyDocument, PolicyError, PolicySource, Protocol, Repository, ResolveOptions, SelectorCache,
-    Verdict,
+    TraceQuery, Verdict,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -144,18 +144,37 @@ impl PolicyEngine {
     }
 
     /// Would traffic from `src` to `dst` on `dport` over IP protocol `protocol` pass both
-    /// sides' policies, and what decided it (`cilium policy trace`).
-    pub fn trace(&self, src: &Labels, dst: &Labels, dport: u16, protocol: u8) -> Verdict {
-        let state = self.state.lock().expect("policy lock");
-        trace(
+    /// sides' policies, and what decided it (`cilium policy trace`). Named ports resolve
+    /// against the cluster's pods (`peer_named_ports`): egress as for any endpoint, ingress
+    /// with the names every pod that declares them agrees on, since a traced destination is
+    /// a label set rather than one pod.
+    pub fn trace(
+        &self,
+        src: &Labels,
+        dst: &Labels,
+        (dport, protocol): (u16, u8),
+        peer_named_ports: &BTreeMap<String, Vec<(u16, Protocol)>>,
+    ) -> Verdict {
+        let dst_named_ports: NamedPorts = peer_named_ports
+            .iter()
+            .filter_map(|(name, ports)| match ports.as_slice() {
+                [only] => Some((name.clone(), *only)),
+                _ => None,
+            })
+            .collect();
+        let options = ResolveOptions {
+            peer_named_ports: peer_named_ports.clone(),
+            ..self.options.clone()
+        };
+        let query = TraceQuery {
             src,
             dst,
             dport,
             protocol,
-            &state.repo,
-            &state.cache,
-            &self.options,
-        )
+            dst_named_ports: &dst_named_ports,
+        };
+        let state = self.state.lock().expect("policy lock");
+        trace(query, &state.repo, &state.cache, &options)
     }
 
     /// The policy of an endpoint with these identity labels and its pod's `named_ports`

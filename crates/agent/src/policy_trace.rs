@@ -4,7 +4,9 @@
 //! structured verdict per port.
 
 use cilium_api::models::{PolicyTraceResult, TracePort, TraceSelector, TraceSide, TracedPort};
-use cilium_policy::{Labels, SideVerdict};
+use std::collections::BTreeMap;
+
+use cilium_policy::{Labels, Protocol, SideVerdict};
 
 use crate::policy::PolicyEngine;
 
@@ -22,10 +24,12 @@ pub enum TraceError {
 /// The IP protocols an `ANY` (or empty) port stands for.
 const ANY: [(&str, u8); 3] = [("TCP", 6), ("UDP", 17), ("SCTP", 132)];
 
-/// Answers one trace. Without ports, port 0 over `ANY` is traced (an L3-only question).
+/// Answers one trace, with the named ports of the cluster's pods. Without ports, port 0 over
+/// `ANY` is traced (an L3-only question).
 pub fn trace(
     engine: &PolicyEngine,
     selector: &TraceSelector,
+    peer_named_ports: &BTreeMap<String, Vec<(u16, Protocol)>>,
 ) -> Result<PolicyTraceResult, TraceError> {
     if selector.from.labels.is_empty() {
         return Err(TraceError::NoSourceLabels);
@@ -46,7 +50,7 @@ pub fn trace(
     let mut ports = Vec::new();
     for port in &asked {
         for (name, number) in protocols(port)? {
-            let verdict = engine.trace(&src, &dst, port.port, number);
+            let verdict = engine.trace(&src, &dst, (port.port, number), peer_named_ports);
             ports.push(TracedPort {
                 port: TracePort {
                     port: port.port,

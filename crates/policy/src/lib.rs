@@ -82,5 +82,5 @@ pub use selector::{
     canonical_key, EndpointSelector, LabelSelector, LabelSelectorRequirement, Operator,
 };
 pub use selector_cache::{PeerSelector, Selection, SelectorCache};
-pub use trace::{trace, SideVerdict, Verdict};
+pub use trace::{trace, SideVerdict, TraceQuery, Verdict};
 pub use violation::Violation;

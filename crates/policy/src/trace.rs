@@ -41,23 +41,38 @@ pub struct SideVerdict {
     pub reason: String,
 }
 
-/// Traces traffic from `src` to `dst` on `dport` over IP protocol `protocol`
-/// (ICMP: `dport` is the type).
+/// What is traced: traffic from `src` to `dst` on `dport` over IP protocol
+/// `protocol` (ICMP: `dport` is the type).
+#[derive(Clone, Copy, Debug)]
+pub struct TraceQuery<'a> {
+    pub src: &'a Labels,
+    pub dst: &'a Labels,
+    pub dport: u16,
+    pub protocol: u8,
+    /// The destination's named container ports, for its ingress named ports
+    /// (egress named ports resolve through `options.peer_named_ports`).
+    pub dst_named_ports: &'a NamedPorts,
+}
+
+/// Traces `query` through both sides' policies.
 pub fn trace(
-    src: &Labels,
-    dst: &Labels,
-    dport: u16,
-    protocol: u8,
+    query: TraceQuery<'_>,
     repo: &Repository,
     cache: &SelectorCache,
     options: &ResolveOptions,
 ) -> Verdict {
+    let TraceQuery {
+        src,
+        dst,
+        dport,
+        protocol,
+        dst_named_ports,
+    } = query;
     let mut cache = cache.clone();
     let src_id = identity_of(&mut cache, src, TRACE_SOURCE_ID);
     let dst_id = identity_of(&mut cache, dst, TRACE_DESTINATION_ID);
-    let none = NamedPorts::new();
-    let src_policy = resolve(src, repo, &cache, &none, options);
-    let dst_policy = resolve(dst, repo, &cache, &none, options);
+    let src_policy = resolve(src, repo, &cache, &NamedPorts::new(), options);
+    let dst_policy = resolve(dst, repo, &cache, dst_named_ports, options);
     let egress = side(&src_policy, dst_id, true, protocol, dport);
     let ingress = side(&dst_policy, src_id, false, protocol, dport);
     Verdict {

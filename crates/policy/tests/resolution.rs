@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use cilium_policy::{
     parse_documents, proto, resolve, trace, EndpointPolicy, EnforcementMode, IdentityView, Labels,
     NamedPorts, PolicyDocument, PolicyKey, PolicySource, Protocol, Repository, ResolveOptions,
-    SelectorCache, IDENTITY_HOST, IDENTITY_WORLD,
+    SelectorCache, TraceQuery, IDENTITY_HOST, IDENTITY_WORLD,
 };
 
 const L3_L4: &str = include_str!("../../../examples/starwars/sw_l3_l4_policy.yaml");
@@ -116,20 +116,34 @@ fn starwars_deathstar_admits_only_empire_ships_on_tcp_80() {
     assert!(ships.entries.is_empty());
 }
 
+/// A trace of TCP to `dport` from `src` to `dst`, whose pod has `dst_ports`.
+fn trace_tcp(
+    src: &Labels,
+    dst: &Labels,
+    dport: u16,
+    dst_ports: &NamedPorts,
+    repo: &Repository,
+) -> cilium_policy::Verdict {
+    let query = TraceQuery {
+        src,
+        dst,
+        dport,
+        protocol: proto::TCP,
+        dst_named_ports: dst_ports,
+    };
+    trace(
+        query,
+        repo,
+        &cache(view(), repo),
+        &ResolveOptions::default(),
+    )
+}
+
 #[test]
 fn trace_names_the_rule_or_default_deny() {
     let repo = repo("sw_l3_l4_policy.yaml", L3_L4);
-    let cache = cache(view(), &repo);
-    let opts = ResolveOptions::default();
-    let ok = trace(
-        &tiefighter(),
-        &deathstar(),
-        80,
-        proto::TCP,
-        &repo,
-        &cache,
-        &opts,
-    );
+    let none = NamedPorts::new();
+    let ok = trace_tcp(&tiefighter(), &deathstar(), 80, &none, &repo);
     assert!(ok.allowed, "{ok:?}");
     assert!(
         ok.reason
@@ -143,7 +157,7 @@ fn trace_names_the_rule_or_default_deny() {
         ["CiliumNetworkPolicy default/rule1 rule 0"],
         "{ok:?}"
     );
-    let no = trace(&xwing(), &deathstar(), 80, proto::TCP, &repo, &cache, &opts);
+    let no = trace_tcp(&xwing(), &deathstar(), 80, &none, &repo);
     assert!(!no.allowed);
     assert!(!no.ingress.allowed && no.ingress.rules.is_empty(), "{no:?}");
     assert!(
@@ -152,17 +166,28 @@ fn trace_names_the_rule_or_default_deny() {
     );
     // Labels no identity carries yet are traced all the same.
     let new_ship = pod(&["k8s:org=empire", "k8s:class=interceptor"]);
+    assert!(trace_tcp(&new_ship, &deathstar(), 80, &none, &repo).allowed);
+}
+
+#[test]
+fn trace_resolves_the_destinations_named_ports() {
+    let repo = repo(
+        "named.yaml",
+        &cnp("  endpointSelector: {matchLabels: {class: deathstar}}
+  ingress:
+  - fromEndpoints: [{matchLabels: {org: empire}}]
+    toPorts: [{ports: [{port: http, protocol: TCP}]}]
+"),
+    );
+    let http: NamedPorts = [("http".to_string(), (8080, Protocol::Tcp))].into();
+    let allowed = trace_tcp(&tiefighter(), &deathstar(), 8080, &http, &repo);
+    assert!(allowed.allowed, "{allowed:?}");
+    let other_port = trace_tcp(&tiefighter(), &deathstar(), 80, &http, &repo);
+    assert!(!other_port.allowed, "{other_port:?}");
+    let unnamed = trace_tcp(&tiefighter(), &deathstar(), 8080, &NamedPorts::new(), &repo);
     assert!(
-        trace(
-            &new_ship,
-            &deathstar(),
-            80,
-            proto::TCP,
-            &repo,
-            &cache,
-            &opts
-        )
-        .allowed
+        !unnamed.allowed,
+        "a name no port carries allows nothing: {unnamed:?}"
     );
 }
 
