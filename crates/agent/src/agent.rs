@@ -15,6 +15,7 @@ use cilium_endpoint::{
 use cilium_identity::{Labels, NumericIdentity, ReservedIdentity};
 use cilium_ipam::{FileStore as IpamFileStore, HostScopeAllocator, IpamError, ROUTER_OWNER};
 
+use crate::cidr_identity::CidrIdentities;
 use crate::cluster::Cluster;
 use crate::config::AgentConfig;
 use crate::identity::{init_identity, Identities, PodRef, INLINE_RESOLVE_TIMEOUT};
@@ -182,6 +183,15 @@ impl Agent {
                     .iter()
                     .map(|(id, labels)| api_identity(*id, labels)),
             )
+            .chain(
+                self.policy
+                    .cidr_identities()
+                    .into_iter()
+                    .map(|(prefix, id)| api::Identity {
+                        id,
+                        labels: CidrIdentities::labels(prefix),
+                    }),
+            )
             .collect();
         all.sort_by_key(|identity| identity.id);
         all.dedup_by_key(|identity| identity.id);
@@ -194,9 +204,17 @@ impl Agent {
         if let Some(reserved) = ReservedIdentity::from_id(id) {
             return Some(api_identity(id, &reserved.labels()));
         }
-        self.identity_cache
-            .get(id)
-            .map(|labels| api_identity(id, &labels))
+        if let Some(labels) = self.identity_cache.get(id) {
+            return Some(api_identity(id, &labels));
+        }
+        self.policy
+            .cidr_identities()
+            .into_iter()
+            .find(|(_, cidr_id)| *cidr_id == id.as_u32())
+            .map(|(prefix, id)| api::Identity {
+                id,
+                labels: CidrIdentities::labels(prefix),
+            })
     }
 
     pub fn list_endpoints(&self) -> Vec<api::Endpoint> {
@@ -427,6 +445,9 @@ impl Agent {
     /// Resolves every local endpoint's policy and writes it into its policy map in place.
     pub fn apply_policies(&self) {
         self.sync_policy_identities();
+        if let Some(prefixes) = self.policy.sync_cidr_identities() {
+            self.cluster.set_policy_prefixes(prefixes);
+        }
         let metadata = self.identities.metadata();
         let peer_ports = metadata.peer_named_ports();
         let endpoints = self.endpoints.lock().expect("endpoints lock");

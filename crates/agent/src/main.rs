@@ -2,6 +2,7 @@
 
 mod agent;
 mod api;
+mod cidr_identity;
 mod cluster;
 mod config;
 mod daemon;

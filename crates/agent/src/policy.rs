@@ -11,10 +11,13 @@ use std::sync::Mutex;
 
 use cilium_datapath::maps::{Direction, Enforcement, PolicyEntry as MapEntry, PolicyMapKey};
 use cilium_policy::{
-    parse_documents, resolve, trace, EndpointPolicy, IdentityView, Labels, NamedPorts,
-    PolicyDocument, PolicyError, PolicySource, Protocol, Repository, ResolveOptions, SelectorCache,
-    TraceQuery, Verdict,
+    cidr_prefixes, parse_documents, resolve, trace, EndpointPolicy, IdentityView, Labels,
+    NamedPorts, PolicyDocument, PolicyError, PolicySource, Protocol, Repository, ResolveOptions,
+    SelectorCache, TraceQuery, Verdict,
 };
+use ipnet::{IpNet, Ipv4Net};
+
+use crate::cidr_identity::CidrIdentities;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyImportError {
@@ -29,6 +32,8 @@ struct EngineState {
     cache: SelectorCache,
     /// Identities fed into the cache, to diff the next snapshot against.
     known: BTreeMap<u32, Vec<String>>,
+    /// Local identities of the prefixes the rules name.
+    cidrs: CidrIdentities,
 }
 
 /// Rules and identities, and what they mean for one endpoint.
@@ -44,6 +49,7 @@ impl Default for PolicyEngine {
                 repo: Repository::new(),
                 cache: SelectorCache::new(IdentityView::with_reserved()),
                 known: BTreeMap::new(),
+                cidrs: CidrIdentities::default(),
             }),
             // Cilium's default `allow-localhost=auto`: the node may reach its pods.
             options: ResolveOptions {
@@ -141,6 +147,34 @@ impl PolicyEngine {
         }
         state.known = identities;
         true
+    }
+
+    /// Gives every prefix the rules name a local CIDR identity (and tells the selector cache).
+    /// Returns every prefix with its identity, for the ipcache, when anything changed.
+    pub fn sync_cidr_identities(&self) -> Option<BTreeMap<Ipv4Net, u32>> {
+        let mut state = self.state.lock().expect("policy lock");
+        let wanted = cidr_prefixes(&state.repo);
+        let changes = state.cidrs.sync(&wanted);
+        if changes.is_empty() {
+            return None;
+        }
+        for id in changes.removed {
+            state.cache.remove_identity(id);
+        }
+        for (prefix, id) in changes.added {
+            state.cache.upsert_cidr_identity(IpNet::V4(prefix), id);
+        }
+        Some(state.cidrs.entries().clone())
+    }
+
+    /// The CIDR identities in use, by prefix.
+    pub fn cidr_identities(&self) -> BTreeMap<Ipv4Net, u32> {
+        self.state
+            .lock()
+            .expect("policy lock")
+            .cidrs
+            .entries()
+            .clone()
     }
 
     /// Would traffic from `src` to `dst` on `dport` over IP protocol `protocol` pass both

@@ -26,6 +26,7 @@
 //! assert!(subject.matches(&pod));
 //! ```
 
+mod cidr_prefixes;
 mod document;
 mod enforcement;
 mod file;
@@ -46,6 +47,7 @@ mod trace;
 mod validate;
 mod violation;
 
+pub use cidr_prefixes::cidr_prefixes;
 pub use document::{DocumentError, Policy, PolicyDocument, PolicyKind, DEFAULT_NAMESPACE};
 pub use enforcement::{EnforcementMode, EnforcementModeError};
 pub use file::{parse_documents, PolicyError};

@@ -17,7 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cilium_kvstore::{keys, KvError, KvStore, LeasedKeys, StoreStatus, WatchEvent, Watcher};
-use tokio::sync::mpsc;
+use ipnet::Ipv4Net;
+use tokio::sync::{mpsc, watch};
 
 use reconcile::{NodeClusterDatapath, Reconciler};
 use records::{IpIdentityPair, NodeAddress, NodeRecord, CILIUM_INTERNAL_IP, INTERNAL_IP};
@@ -40,6 +41,8 @@ pub struct Cluster {
     nodes: Arc<Mutex<BTreeMap<String, NodeRecord>>>,
     publications: mpsc::UnboundedSender<Publication>,
     owned: Arc<LeasedKeys>,
+    /// Prefixes local policies give CIDR identities, for the ipcache.
+    policy_prefixes: watch::Sender<BTreeMap<Ipv4Net, u32>>,
 }
 
 impl Cluster {
@@ -79,6 +82,7 @@ impl Cluster {
             own.push((claim, local.name.clone().into_bytes()));
         }
         let owned = Arc::new(LeasedKeys::new(Arc::clone(&store), lease_ttl));
+        let (policy_prefixes, prefixes) = watch::channel(BTreeMap::new());
         tokio::spawn(publish(
             Arc::clone(&owned),
             own,
@@ -90,6 +94,7 @@ impl Cluster {
             cluster_name.to_string(),
             ClusterView::new(local.clone()),
             Arc::clone(&nodes),
+            prefixes,
             datapath,
         ));
         Cluster {
@@ -99,7 +104,14 @@ impl Cluster {
             nodes,
             publications,
             owned,
+            policy_prefixes,
         }
+    }
+
+    /// Puts the CIDR identities of local policies into the ipcache (below the cluster's own
+    /// entries: a pod's or node's address keeps its identity).
+    pub fn set_policy_prefixes(&self, prefixes: BTreeMap<Ipv4Net, u32>) {
+        self.policy_prefixes.send_replace(prefixes);
     }
 
     /// The lease-bound keys this node owns; identity references live there too.
@@ -187,6 +199,7 @@ async fn sync(
     cluster: String,
     mut view: ClusterView,
     nodes: Arc<Mutex<BTreeMap<String, NodeRecord>>>,
+    mut prefixes: watch::Receiver<BTreeMap<Ipv4Net, u32>>,
     mut datapath: NodeClusterDatapath,
 ) {
     let nodes_prefix = keys::nodes_prefix(&cluster);
@@ -204,6 +217,7 @@ async fn sync(
     for kv in ip_entries {
         apply_ip(&mut view, &ips_prefix, WatchEvent::Put(kv));
     }
+    view.policy_prefixes = prefixes.borrow_and_update().clone();
     reconcile(&mut reconciler, &view, &nodes, &mut datapath);
 
     let mut node_watch: Watcher = store.watch(&nodes_prefix, node_rev + 1);
@@ -217,6 +231,10 @@ async fn sync(
             event = ip_watch.recv() => match event {
                 Some(event) => apply_ip(&mut view, &ips_prefix, event),
                 None => return,
+            },
+            changed = prefixes.changed() => match changed {
+                Ok(()) => view.policy_prefixes = prefixes.borrow_and_update().clone(),
+                Err(_) => return,
             },
         }
         reconcile(&mut reconciler, &view, &nodes, &mut datapath);

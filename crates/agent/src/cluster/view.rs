@@ -35,6 +35,8 @@ pub struct ClusterView {
     pub local: LocalNode,
     pub nodes: BTreeMap<String, NodeRecord>,
     pub ips: BTreeMap<Ipv4Addr, IpIdentityPair>,
+    /// Prefixes local policies name, with their CIDR identities.
+    pub policy_prefixes: BTreeMap<Ipv4Net, u32>,
 }
 
 impl ClusterView {
@@ -43,6 +45,7 @@ impl ClusterView {
             local,
             nodes: BTreeMap::new(),
             ips: BTreeMap::new(),
+            policy_prefixes: BTreeMap::new(),
         }
     }
 
@@ -67,7 +70,12 @@ impl ClusterView {
     /// so a pod's /32 overrides its node's pod CIDR entry; the pod CIDR entry still sends
     /// traffic for a pod not yet published (e.g. during a kvstore outage) to the right node.
     pub fn desired_ipcache(&self) -> BTreeMap<Ipv4Net, RemoteEndpointInfo> {
-        let mut entries = BTreeMap::new();
+        // Policy prefixes first: the cluster's own entry for the same prefix replaces them.
+        let mut entries: BTreeMap<Ipv4Net, RemoteEndpointInfo> = self
+            .policy_prefixes
+            .iter()
+            .map(|(prefix, id)| (*prefix, RemoteEndpointInfo::new(*id)))
+            .collect();
         for ip in [self.local.node_ip, self.local.router_ip] {
             entries.insert(Ipv4Net::from(ip), RemoteEndpointInfo::new(IDENTITY_HOST));
         }
@@ -214,5 +222,30 @@ mod tests {
         let entries = v.desired_ipcache();
         assert!(!entries.contains_key(&net("10.0.1.0/24")));
         assert!(!entries.contains_key(&net("10.0.1.7/32")));
+    }
+
+    #[test]
+    fn policy_prefixes_sit_below_the_clusters_own_entries() {
+        let mut view = view(RoutingMode::Tunnel);
+        view.policy_prefixes = [
+            (net("172.18.0.0/24"), 16_777_217),
+            (net("10.0.1.7/32"), 16_777_218),
+            (net("192.168.0.0/16"), 16_777_219),
+        ]
+        .into();
+        let entries = view.desired_ipcache();
+        assert_eq!(entries[&net("172.18.0.0/24")].sec_identity, 16_777_217);
+        assert_eq!(entries[&net("192.168.0.0/16")].sec_identity, 16_777_219);
+        assert_eq!(
+            entries[&net("172.18.0.12/32")].sec_identity,
+            IDENTITY_REMOTE_NODE,
+            "a node keeps its identity inside a policy prefix"
+        );
+        assert_eq!(
+            entries[&net("10.0.1.7/32")].sec_identity,
+            300,
+            "a pod's address keeps the pod's identity"
+        );
+        assert_eq!(entries[&net("192.168.0.0/16")].flags & FLAG_HAS_TUNNEL_EP, 0);
     }
 }
