@@ -285,7 +285,7 @@ fn check_peers(peers: &[NetworkPolicyPeer], path: &FieldPath) -> Check {
 /// The endpoint selector of a peer, `None` for an ipBlock peer.
 fn peer_selector(peer: &NetworkPolicyPeer, namespace: &str) -> Option<EndpointSelector> {
     if let Some(ns_sel) = &peer.namespace_selector {
-        let mut namespaces = LabelSelector {
+        let namespaces = LabelSelector {
             match_labels: ns_sel
                 .match_labels
                 .iter()
@@ -300,15 +300,20 @@ fn peer_selector(peer: &NetworkPolicyPeer, namespace: &str) -> Option<EndpointSe
                 })
                 .collect(),
         };
-        if namespaces.match_labels.is_empty() && namespaces.match_expressions.is_empty() {
-            namespaces.match_expressions.push(LabelSelectorRequirement {
+        // A namespace selector selects pods only. `NotIn`/`DoesNotExist` (or `{}`) on namespace
+        // labels alone would also hold for identities without any (world, host, …), so every
+        // such peer also requires the pod-namespace label (Cilium issue #46949).
+        let in_a_namespace = LabelSelector {
+            match_labels: Default::default(),
+            match_expressions: vec![LabelSelectorRequirement {
                 key: POD_NAMESPACE_LABEL.to_owned(),
                 operator: Operator::Exists,
                 values: Vec::new(),
-            });
-        }
+            }],
+        };
         let mut parts = vec![&namespaces];
         parts.extend(peer.pod_selector.as_ref());
+        parts.push(&in_a_namespace);
         return Some(EndpointSelector::from_k8s(SOURCE_K8S, &parts));
     }
     let mut pods = peer.pod_selector.clone()?;
@@ -337,4 +342,33 @@ fn to_port_rules(ports: &[NetworkPolicyPort]) -> Vec<PortRule> {
             ..PortRule::default()
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::labels::Labels;
+
+    #[test]
+    fn negative_namespace_selectors_select_pods_only() {
+        let peer: NetworkPolicyPeer = serde_norway::from_str(
+            "namespaceSelector:\n  matchExpressions: [{key: ns, operator: NotIn, values: [x]}]\n",
+        )
+        .unwrap();
+        let selector = peer_selector(&peer, "x").unwrap();
+        let pod_in = |ns: &str| {
+            Labels::parse([
+                format!("k8s:io.kubernetes.pod.namespace={ns}"),
+                format!("k8s:io.cilium.k8s.namespace.labels.ns={ns}"),
+            ])
+        };
+        assert!(selector.matches(&pod_in("y")));
+        assert!(!selector.matches(&pod_in("x")));
+        for reserved in ["reserved:world", "reserved:host", "reserved:remote-node"] {
+            assert!(
+                !selector.matches(&Labels::parse([reserved])),
+                "{reserved} has no namespace and is not selected"
+            );
+        }
+    }
 }

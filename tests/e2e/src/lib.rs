@@ -4,6 +4,15 @@
 //!
 //! Labs are heavy (agents, namespaces, BPF programs), so tests take [`serial`] to run one at
 //! a time within a test binary.
+//!
+//! Network-policy truth tables: [`policy_cluster`] (the x/y namespaces test cluster),
+//! [`matrix`] (tables, comparison, printing), [`probe`] (probes from inside namespaces) and
+//! [`external`] (hosts outside the cluster).
+
+pub mod external;
+pub mod matrix;
+pub mod policy_cluster;
+pub mod probe;
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
