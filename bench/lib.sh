@@ -85,3 +85,101 @@ row() {
     printf '| %s | %s | %s | %s | %s | %s |\n' "$name" "$(cell "${o[@]}")" "$(cell "${b[@]}")" \
         "$r" "$target" "$met"
 }
+
+# ---------------------------------------------------------------- shared by the policy benchmarks
+
+# Seconds between two $EPOCHREALTIME values.
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", b - a}'; }
+
+# Nearest-rank percentile: percentile P VALUES...
+percentile() {
+    local p="$1"; shift
+    printf '%s\n' "$@" | sort -g | awk -v p="$p" '{v[NR]=$1} END {r=int(p*NR/100); if (r<p*NR/100) r++; if (r<1) r=1; print v[r]}'
+}
+
+# spread DECIMALS SCALE UNIT VALUES...: "median UNIT (min–max)", every value divided by SCALE.
+spread() {
+    local dec="$1" scale="$2" unit="${3:+ $3}"; shift 3
+    printf '%s%s (%s–%s)' "$(fmt "$(median "$@")" "$dec" "$scale")" "$unit" \
+        "$(fmt "$(minimum "$@")" "$dec" "$scale")" "$(fmt "$(maximum "$@")" "$dec" "$scale")"
+}
+
+# The machine in one line: vCPUs, VM or not, CPU model, kernel, memory.
+machine_line() {
+    local virt="bare metal"
+    grep -qw hypervisor /proc/cpuinfo && virt="VM"
+    printf '%s vCPU %s (%s), kernel %s, %s' "$(nproc)" "$virt" \
+        "$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)" "$(uname -r)" \
+        "$(awk '/MemTotal/ {printf "%.1f GiB RAM", $2/1048576}' /proc/meminfo)"
+}
+
+# lab_cilium LAB NODE ARGS...: runs `$BIN/cilium ARGS...` against NODE's agent in lab LAB (its
+# socket and bpffs root from the lab's state file), as `cilium-lab node exec` would, without
+# the two extra execs: the CLI only needs the unix socket and the pins.
+lab_cilium() {
+    local lab="$1" node="$2" state sock root; shift 2
+    state="/run/cilium-lab/$lab/state.json"
+    sock="$(jq -r --arg n "$node" '.nodes[] | select(.name == $n) | .socket' "$state")"
+    root="$(jq -r --arg n "$node" '.nodes[] | select(.name == $n) | .bpf_root' "$state")"
+    [[ -n $sock && -n $root ]] || die "lab $lab has no node $node"
+    CILIUM_SOCK="$sock" CILIUM_BPF_ROOT="$root" "$BIN/cilium" "$@"
+}
+
+# lab_endpoint_id LAB NODE POD: the endpoint ID of pod POD (namespace default) on NODE.
+lab_endpoint_id() {
+    lab_cilium "$1" "$2" endpoint list -o json |
+        jq -r --arg p "$3" '.[] | select(.status."external-identifiers"."k8s-pod-name" == $p) | .id'
+}
+
+# netbench_run rr|crr CLIENT_NS ADDR:PORT SECS: one netbench run from CLIENT_NS, pinned to vCPU
+# 0 like its server; prints netbench's JSON (fails when netbench does).
+netbench_run() {
+    timeout $(($4 + 20)) ip netns exec "$2" taskset -c 0 "$NETBENCH" "$1" --addr "$3" --duration "$4"
+}
+
+# routed_baseline ROUTER GW POD=IP...: the plain-kernel baseline of a lab node, no BPF: router
+# namespace ROUTER with IPv4 forwarding and GW/32 on a cilb_host/cilb_net veth pair (as ours
+# has its router IP on cilium_host), and one namespace per POD joined to it by a veth pair (MTU
+# 1500), addressed like a lab pod: IP/32 on eth0, a link route to GW, default route via GW,
+# IPv6 off; the router has a /32 route per pod on the pod's veth (cilb-p1, cilb-p2, ...).
+routed_baseline() {
+    local router="$1" gw="$2" k=0 pod ns ip; shift 2
+    ip netns add "$router"
+    in_ns "$router" ip link set lo up
+    in_ns "$router" sysctl -qw net.ipv4.ip_forward=1
+    in_ns "$router" ip link add cilb_host type veth peer name cilb_net
+    in_ns "$router" ip addr add "$gw/32" dev cilb_host
+    in_ns "$router" ip link set cilb_net up
+    in_ns "$router" ip link set cilb_host up
+    for pod in "$@"; do
+        ns="${pod%%=*}" ip="${pod#*=}" k=$((k + 1))
+        ip netns add "$ns"
+        in_ns "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+        in_ns "$router" ip link add "cilb-p$k" mtu 1500 type veth peer name eth0 mtu 1500 netns "$ns"
+        in_ns "$ns" ip link set lo up
+        in_ns "$ns" ip link set eth0 up
+        in_ns "$ns" ip addr add "$ip/32" dev eth0
+        in_ns "$ns" ip route add "$gw/32" dev eth0 scope link
+        in_ns "$ns" ip route add default via "$gw" dev eth0
+        in_ns "$router" ip link set "cilb-p$k" up
+        in_ns "$router" ip route add "$ip/32" dev "cilb-p$k" scope link
+    done
+}
+
+# write_docs_section DOC REPORT BEGIN_MARK END_MARK: replaces the lines between the markers in
+# DOC (markers included) with REPORT, or appends REPORT when DOC has no such section yet. The
+# new text is built in $WORK and copied over DOC in one go.
+write_docs_section() {
+    local doc="$1" report="$2" begin="$3" end="$4" tmp="$WORK/doc.md"
+    mkdir -p "$(dirname "$doc")"
+    [[ -e $doc ]] || printf '# Benchmarks\n' >"$doc"
+    if grep -qF "$begin" "$doc" && grep -qF "$end" "$doc"; then
+        awk -v begin="$begin" -v end="$end" -v report="$report" '
+            $0 == begin { while ((getline line < report) > 0) print line; skip = 1; next }
+            $0 == end { skip = 0; next }
+            !skip { print }' "$doc" >"$tmp"
+    else
+        { cat "$doc"; echo; cat "$report"; } >"$tmp"
+    fi
+    cat "$tmp" >"$doc"
+}
