@@ -34,8 +34,8 @@ pub const TUNNEL_DEVICE: &str = "cilium_vxlan";
 /// VXLAN over IPv4 adds 50 bytes; pods get the underlay MTU minus that in tunnel mode.
 const TUNNEL_OVERHEAD: u32 = 50;
 const UNDERLAY_MTU: u32 = 1500;
-/// How often the cluster's identities are compared with what policies were resolved against.
-const POLICY_REFRESH: Duration = Duration::from_millis(500);
+/// How long identity changes are gathered before the policies are re-resolved.
+const POLICY_REFRESH_COALESCE: Duration = Duration::from_millis(20);
 /// Longest pause between attempts to claim a pod CIDR while the kvstore is unreachable.
 const CLAIM_RETRY_MAX: Duration = Duration::from_secs(5);
 
@@ -298,12 +298,14 @@ fn prepare(
 }
 
 /// Re-resolves local endpoints' policies when the cluster's identities change (a pod with
-/// matching labels appeared or went away on any node).
+/// matching labels appeared or went away on any node). Changes arriving together (a burst of
+/// identities) are taken in one pass after [`POLICY_REFRESH_COALESCE`].
 fn spawn_policy_refresh(agent: Arc<Agent>) {
+    let mut changes = agent.identity_cache.subscribe();
     tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(POLICY_REFRESH);
-        loop {
-            ticker.tick().await;
+        while changes.changed().await.is_ok() {
+            tokio::time::sleep(POLICY_REFRESH_COALESCE).await;
+            changes.borrow_and_update();
             let agent = Arc::clone(&agent);
             let _ = tokio::task::spawn_blocking(move || {
                 if agent.sync_policy_identities() {

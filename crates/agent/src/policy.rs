@@ -36,6 +36,15 @@ struct EngineState {
     cidrs: CidrIdentities,
 }
 
+impl EngineState {
+    /// Registers the selectors the rules use (and forgets unused ones), so the selector
+    /// cache keeps their selections as identities come and go and resolution reads them
+    /// instead of matching every identity again.
+    fn rules_changed(&mut self) {
+        self.cache.sync_rules(&self.repo);
+    }
+}
+
 /// Rules and identities, and what they mean for one endpoint.
 pub struct PolicyEngine {
     state: Mutex<EngineState>,
@@ -83,21 +92,23 @@ impl PolicyEngine {
         for policy in &policies {
             revision = state.repo.upsert_policy(policy);
         }
+        state.rules_changed();
         Ok(revision)
     }
 
     /// Stores (or replaces) one policy.
     pub fn upsert(&self, policy: &cilium_policy::Policy) -> u64 {
-        self.state
-            .lock()
-            .expect("policy lock")
-            .repo
-            .upsert_policy(policy)
+        let mut state = self.state.lock().expect("policy lock");
+        let revision = state.repo.upsert_policy(policy);
+        state.rules_changed();
+        revision
     }
 
     /// Removes one policy.
     pub fn delete(&self, source: &PolicySource) {
-        self.state.lock().expect("policy lock").repo.delete(source);
+        let mut state = self.state.lock().expect("policy lock");
+        state.repo.delete(source);
+        state.rules_changed();
     }
 
     /// Deletes every policy (Cilium's `policy delete --all`). Returns the revision.
@@ -111,6 +122,7 @@ impl PolicyEngine {
         for source in sources {
             state.repo.delete(&source);
         }
+        state.rules_changed();
         state.repo.revision()
     }
 

@@ -142,6 +142,11 @@ impl IdentityCache {
         self.shared.read().len()
     }
 
+    /// A receiver that sees a new version after every change to the cached identities.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.shared.version.subscribe()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.shared.read().is_empty()
     }
