@@ -22,6 +22,7 @@ use crate::identity::{init_identity, Identities, PodRef, INLINE_RESOLVE_TIMEOUT}
 use crate::node_datapath::NodeDatapath;
 use crate::pod_metadata::Change;
 use crate::policy::{to_map_state, PolicyEngine, PolicyImportError};
+use cilium_policy::EnforcementMode;
 
 /// Pods are attached with veth pairs.
 const DEVICE_MODE: &str = "veth";
@@ -168,6 +169,16 @@ impl Agent {
             cluster_name: self.config.cluster_name.clone(),
             kvstore: self.config.kvstore.name().into(),
             node_ip: self.cluster.local().node_ip.to_string(),
+            policy_enforcement: self.policy.enforcement().to_string(),
+        }
+    }
+
+    /// Switches the policy enforcement mode at runtime (`cilium config
+    /// PolicyEnforcement=MODE`) and re-resolves every endpoint when it changed.
+    pub fn set_policy_enforcement(&self, mode: EnforcementMode) {
+        if self.policy.set_enforcement(mode) {
+            tracing::info!(%mode, "policy enforcement mode changed");
+            self.apply_policies();
         }
     }
 

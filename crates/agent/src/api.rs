@@ -11,7 +11,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use cilium_api::models::{ApiError, EndpointChangeRequest, KvPair, Status, TraceSelector};
+use cilium_api::models::{
+    ApiError, DaemonConfigurationSpec, EndpointChangeRequest, KvPair, Status, TraceSelector,
+};
 use cilium_endpoint::EndpointError;
 use cilium_ipam::IpamError;
 
@@ -21,7 +23,7 @@ use crate::agent::{Agent, AgentError};
 pub fn router(agent: Arc<Agent>) -> Router {
     Router::new()
         .route("/v1/healthz", get(healthz))
-        .route("/v1/config", get(config))
+        .route("/v1/config", get(config).patch(patch_config))
         .route("/v1/endpoint", get(list_endpoints))
         .route(
             "/v1/endpoint/{id}",
@@ -173,6 +175,42 @@ async fn kvstore_get(
 
 async fn config(State(agent): State<Arc<Agent>>) -> Response {
     Json(agent.daemon_config()).into_response()
+}
+
+/// `PATCH /v1/config` (`cilium config KEY=VALUE`): `policy-enforcement` is the one mutable
+/// setting; anything else is refused and changes nothing.
+async fn patch_config(State(agent): State<Arc<Agent>>, body: axum::body::Bytes) -> Response {
+    let spec: DaemonConfigurationSpec = match serde_json::from_slice(&body) {
+        Ok(spec) => spec,
+        Err(error) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                format!("invalid configuration change: {error}"),
+            )
+        }
+    };
+    if let Some(option) = spec.options.keys().next() {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            format!("option {option:?} cannot be changed at runtime"),
+        );
+    }
+    let mode = match spec.policy_enforcement.as_deref().map(str::parse) {
+        None => None,
+        Some(Ok(mode)) => Some(mode),
+        Some(Err(error)) => return error_response(StatusCode::BAD_REQUEST, chain(&error)),
+    };
+    let applied = tokio::task::spawn_blocking(move || {
+        if let Some(mode) = mode {
+            agent.set_policy_enforcement(mode);
+        }
+        agent.daemon_config()
+    })
+    .await;
+    match applied {
+        Ok(config) => Json(config).into_response(),
+        Err(error) => error_response(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
+    }
 }
 
 async fn list_endpoints(State(agent): State<Arc<Agent>>) -> Response {

@@ -81,6 +81,12 @@ pub struct AgentConfig {
     #[arg(long, value_enum, default_value_t = MonitorAggregation::Medium)]
     pub monitor_aggregation: MonitorAggregation,
 
+    /// Policy enforcement: `default` (an endpoint is enforced once a rule selects it),
+    /// `always` (no rule means nothing is allowed), `never`. Changeable at runtime with
+    /// `cilium config PolicyEnforcement=MODE`.
+    #[arg(long, env = "CILIUM_ENABLE_POLICY", default_value = "default")]
+    pub enable_policy: cilium_policy::EnforcementMode,
+
     /// Write a CNI network configuration list here once the agent is ready.
     #[arg(long)]
     pub write_cni_conf_when_ready: Option<PathBuf>,

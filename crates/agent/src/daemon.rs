@@ -112,7 +112,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         cluster,
         identities: Arc::new(identities),
         identity_cache,
-        policy: PolicyEngine::default(),
+        policy: PolicyEngine::new(config.enable_policy),
     });
     tokio::spawn(identity::run_worker(Arc::clone(&agent), identity_queue));
     spawn_policy_refresh(Arc::clone(&agent));

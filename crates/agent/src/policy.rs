@@ -11,9 +11,9 @@ use std::sync::Mutex;
 
 use cilium_datapath::maps::{Direction, Enforcement, PolicyEntry as MapEntry, PolicyMapKey};
 use cilium_policy::{
-    cidr_prefixes, parse_documents, resolve, trace, EndpointPolicy, IdentityView, Labels,
-    NamedPorts, PolicyDocument, PolicyError, PolicySource, Protocol, Repository, ResolveOptions,
-    SelectorCache, TraceQuery, Verdict,
+    cidr_prefixes, parse_documents, resolve, trace, EndpointPolicy, EnforcementMode, IdentityView,
+    Labels, NamedPorts, PolicyDocument, PolicyError, PolicySource, Protocol, Repository,
+    ResolveOptions, SelectorCache, TraceQuery, Verdict,
 };
 use ipnet::{IpNet, Ipv4Net};
 
@@ -48,11 +48,12 @@ impl EngineState {
 /// Rules and identities, and what they mean for one endpoint.
 pub struct PolicyEngine {
     state: Mutex<EngineState>,
-    options: ResolveOptions,
+    options: Mutex<ResolveOptions>,
 }
 
-impl Default for PolicyEngine {
-    fn default() -> Self {
+impl PolicyEngine {
+    /// An engine with no rules, enforcing in `mode`.
+    pub fn new(mode: EnforcementMode) -> Self {
         PolicyEngine {
             state: Mutex::new(EngineState {
                 repo: Repository::new(),
@@ -61,15 +62,28 @@ impl Default for PolicyEngine {
                 cidrs: CidrIdentities::default(),
             }),
             // Cilium's default `allow-localhost=auto`: the node may reach its pods.
-            options: ResolveOptions {
+            options: Mutex::new(ResolveOptions {
+                enforcement: mode,
                 allow_localhost: true,
                 ..ResolveOptions::default()
-            },
+            }),
         }
     }
-}
 
-impl PolicyEngine {
+    /// The enforcement mode (`enable-policy`).
+    pub fn enforcement(&self) -> EnforcementMode {
+        self.options.lock().expect("options lock").enforcement
+    }
+
+    /// Switches the enforcement mode; returns whether it changed (then every endpoint's
+    /// policy must be resolved again).
+    pub fn set_enforcement(&self, mode: EnforcementMode) -> bool {
+        let mut options = self.options.lock().expect("options lock");
+        let changed = options.enforcement != mode;
+        options.enforcement = mode;
+        changed
+    }
+
     /// Parses `text` (YAML or JSON, one or more documents) and stores every policy in it,
     /// replacing earlier versions of the same policies. Nothing is stored when any document
     /// is invalid. Returns the repository revision.
@@ -210,7 +224,7 @@ impl PolicyEngine {
             .collect();
         let options = ResolveOptions {
             peer_named_ports: peer_named_ports.clone(),
-            ..self.options.clone()
+            ..self.options.lock().expect("options lock").clone()
         };
         let query = TraceQuery {
             src,
@@ -234,7 +248,7 @@ impl PolicyEngine {
     ) -> EndpointPolicy {
         let options = ResolveOptions {
             peer_named_ports: peer_named_ports.clone(),
-            ..self.options.clone()
+            ..self.options.lock().expect("options lock").clone()
         };
         let state = self.state.lock().expect("policy lock");
         resolve(

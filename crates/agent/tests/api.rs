@@ -200,6 +200,32 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
         raw_request(&socket, "PUT", "/v1/resources", b"not: [yaml"),
         400
     );
+    assert_eq!(
+        raw_request(
+            &socket,
+            "PATCH",
+            "/v1/config",
+            br#"{"policy-enforcement":"sometimes"}"#
+        ),
+        400
+    );
+    assert_eq!(
+        raw_request(
+            &socket,
+            "PATCH",
+            "/v1/config",
+            br#"{"options":{"Debug":"true"}}"#
+        ),
+        400
+    );
+    assert_eq!(client.config().unwrap().policy_enforcement, "default");
+    let always = client
+        .patch_config(&cilium_api::models::DaemonConfigurationSpec {
+            policy_enforcement: Some("always".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(always.policy_enforcement, "always");
 
     assert!(client.endpoints().unwrap().is_empty());
     let ipam = client.ipam_status().unwrap();

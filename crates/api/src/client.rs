@@ -13,8 +13,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::models::{
-    ApiError, ClusterNodeStatus, DaemonConfiguration, Endpoint, EndpointChangeRequest, Identity,
-    IpamResponse, IpamStatus, KvPair, PolicyTraceResult, StatusResponse, TraceSelector,
+    ApiError, ClusterNodeStatus, DaemonConfiguration, DaemonConfigurationSpec, Endpoint,
+    EndpointChangeRequest, Identity, IpamResponse, IpamStatus, KvPair, PolicyTraceResult,
+    StatusResponse, TraceSelector,
 };
 
 /// Errors talking to the agent.
@@ -87,6 +88,14 @@ impl AgentClient {
 
     pub fn healthz(&self) -> Result<StatusResponse, ClientError> {
         self.get("/v1/healthz")
+    }
+
+    /// Changes the agent's configuration (`PATCH /v1/config`); returns the new configuration.
+    pub fn patch_config(
+        &self,
+        spec: &DaemonConfigurationSpec,
+    ) -> Result<DaemonConfiguration, ClientError> {
+        self.send("PATCH", "/v1/config", Some(spec))
     }
 
     pub fn config(&self) -> Result<DaemonConfiguration, ClientError> {

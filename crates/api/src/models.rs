@@ -284,6 +284,23 @@ pub struct DaemonConfiguration {
     /// The node's underlay (InternalIP) address.
     #[serde(default)]
     pub node_ip: String,
+    /// `default`, `always` or `never` (`enable-policy`).
+    #[serde(default, rename = "policy-enforcement")]
+    pub policy_enforcement: String,
+}
+
+/// A change to the agent's configuration (`PATCH /v1/config`), as Cilium's
+/// `DaemonConfigurationSpec`: `policy-enforcement` and mutable `options` (none yet).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DaemonConfigurationSpec {
+    #[serde(
+        default,
+        rename = "policy-enforcement",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub policy_enforcement: Option<String>,
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub options: std::collections::BTreeMap<String, String>,
 }
 
 /// A security identity and the labels it stands for (`GET /v1/identity`), as in Cilium's

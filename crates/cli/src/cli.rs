@@ -55,6 +55,11 @@ pub enum OutputFormat {
 pub enum Command {
     /// Show the agent's health and configuration summary
     Status,
+    /// Show the agent's configuration, or change it: `cilium config PolicyEnforcement=always`
+    Config {
+        /// Settings to change, `KEY=VALUE` (PolicyEnforcement: default, always, never)
+        settings: Vec<String>,
+    },
     /// Manage endpoints
     #[command(subcommand)]
     Endpoint(EndpointCommand),

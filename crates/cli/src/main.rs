@@ -34,6 +34,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let target = AgentTarget::from_host(cli.host.as_deref())?;
     match cli.command {
         Command::Status => commands::status::run(&target, cli.output)?,
+        Command::Config { settings } => commands::config::run(&target, &settings, cli.output)?,
         Command::Endpoint(EndpointCommand::List) => commands::endpoint::list(&target, cli.output)?,
         Command::Endpoint(EndpointCommand::Get { id }) => commands::endpoint::get(&target, &id)?,
         Command::Node(ListOnly::List) => commands::node::list(&target, cli.output)?,

@@ -356,9 +356,25 @@ impl PolicyCluster {
         self.wait_for_policies(&names, false);
     }
 
-    /// Deletes every file applied so far (newest first), waits until no agent has a policy
-    /// left and the whole cluster is reachable again.
+    /// Sets every agent's policy enforcement mode (`cilium config PolicyEnforcement=MODE`:
+    /// `default`, `always` or `never`).
+    pub fn set_enforcement(&self, mode: &str) {
+        for node in self.nodes.keys() {
+            let setting = format!("PolicyEnforcement={mode}");
+            let out = self.lab.cilium(node, &["-o", "json", "config", &setting]);
+            let config: serde_json::Value = serde_json::from_str(&out)
+                .unwrap_or_else(|e| panic!("cilium config on {node}: {e}\n{out}"));
+            assert_eq!(
+                config["policy-enforcement"], mode,
+                "{node} did not switch to {mode}: {out}"
+            );
+        }
+    }
+
+    /// Deletes every file applied so far (newest first), restores the default enforcement
+    /// mode, waits until no agent has a policy left and the whole cluster is reachable again.
     pub fn reset(&self) {
+        self.set_enforcement("default");
         let applied = std::mem::take(&mut *self.applied.lock().expect("applied lock"));
         for file in applied.iter().rev() {
             self.lab.cilium("node2", &["delete", "-f", file.path()]);

@@ -137,6 +137,8 @@ fn scenarios() -> Vec<Scenario> {
         both_sides_must_allow,
         cnp_egress_within_namespace,
         enable_default_deny_false_only_adds,
+        enforcement_always_denies_what_no_rule_allows,
+        enforcement_never_ignores_policies,
     ]
 }
 
@@ -1061,4 +1063,44 @@ spec:
             }
         },
     );
+}
+
+// --- enforcement modes ------------------------------------------------------------------
+
+fn enforcement_always_denies_what_no_rule_allows(cx: &PolicyCluster) {
+    cx.set_enforcement("always");
+    cx.expect("always, no rule: nothing gets in or out", |_| false);
+    cx.apply(
+        "node1",
+        r#"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: x-among-themselves, namespace: x}
+spec:
+  endpointSelector: {}
+  ingress:
+  - fromEndpoints: [{}]
+  egress:
+  - toEndpoints: [{}]
+"#,
+    );
+    cx.expect("always: x talks within x only", |c| {
+        c.from_ns("x") && c.to_ns("x")
+    });
+}
+
+fn enforcement_never_ignores_policies(cx: &PolicyCluster) {
+    cx.set_enforcement("never");
+    cx.apply(
+        "node1",
+        r#"
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: deny-all, namespace: x}
+spec:
+  podSelector: {}
+  policyTypes: [Ingress, Egress]
+"#,
+    );
+    cx.expect("never: a deny-all policy changes nothing", |_| true);
 }

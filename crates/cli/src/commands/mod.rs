@@ -5,6 +5,7 @@ pub mod bpf_endpoint;
 pub mod bpf_ipcache;
 pub mod bpf_metrics;
 pub mod bpf_policy;
+pub mod config;
 pub mod endpoint;
 pub mod identity;
 pub mod kvstore;
