@@ -246,6 +246,9 @@ mod tests {
             300,
             "a pod's address keeps the pod's identity"
         );
-        assert_eq!(entries[&net("192.168.0.0/16")].flags & FLAG_HAS_TUNNEL_EP, 0);
+        assert_eq!(
+            entries[&net("192.168.0.0/16")].flags & FLAG_HAS_TUNNEL_EP,
+            0
+        );
     }
 }
