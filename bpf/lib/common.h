@@ -20,6 +20,8 @@
 /* Reserved security identities (same numbers as Cilium). */
 #define HOST_ID		1
 #define WORLD_ID	2
+/* Host traffic is encapsulated as remote-node: LOCAL_NODE_ID == REMOTE_NODE_ID. */
+#define REMOTE_NODE_ID	6
 
 /*
  * skb->cb[] slots carried across a tail call. The sender of a local

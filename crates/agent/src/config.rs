@@ -94,6 +94,32 @@ pub struct AgentConfig {
     /// Seconds between conntrack garbage collection runs.
     #[arg(long, default_value_t = 30)]
     pub conntrack_gc_interval: u64,
+
+    /// Run Hubble: flows from the datapath's events, served over the Observer gRPC API.
+    #[arg(long, default_value_t = true, num_args = 0..=1, default_missing_value = "true",
+          action = clap::ArgAction::Set)]
+    pub enable_hubble: bool,
+
+    /// Unix socket of the Hubble Observer API (default: `hubble.sock` next to `--socket`).
+    #[arg(long)]
+    pub hubble_socket_path: Option<PathBuf>,
+
+    /// Also serve the Observer API on TCP, e.g. `:4244` (Cilium's port; plaintext).
+    #[arg(long)]
+    pub hubble_listen_address: Option<String>,
+
+    /// Flows kept per node: 2^n - 1.
+    #[arg(long, default_value = "4095", value_parser = parse_ring_capacity)]
+    pub hubble_event_buffer_capacity: cilium_hubble::Capacity,
+
+    /// Events queued between the event reader and the Hubble decoder (0: 1024 per CPU).
+    #[arg(long, default_value_t = 0)]
+    pub hubble_event_queue_size: usize,
+}
+
+fn parse_ring_capacity(text: &str) -> Result<cilium_hubble::Capacity, String> {
+    let value: usize = text.parse().map_err(|e| format!("{e}"))?;
+    cilium_hubble::Capacity::new(value).map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -170,6 +196,14 @@ impl AgentConfig {
         cilium_api::paths::monitor_socket_for(&self.socket)
     }
 
+    /// The Hubble socket: as given, or `hubble.sock` next to the API socket (Cilium's
+    /// `/var/run/cilium/hubble.sock` by default).
+    pub fn hubble_socket(&self) -> PathBuf {
+        self.hubble_socket_path
+            .clone()
+            .unwrap_or_else(|| self.socket.with_file_name("hubble.sock"))
+    }
+
     /// Where the pod CIDR taken from the cluster pool is remembered, so a restart keeps it
     /// even while the kvstore is unreachable.
     pub fn pod_cidr_file(&self) -> PathBuf {
@@ -202,6 +236,13 @@ mod tests {
         assert_eq!(config.cluster_pool_ipv4_cidr.to_string(), "10.0.0.0/8");
         assert_eq!(config.cluster_pool_ipv4_mask_size, 24);
         assert_eq!(config.tunnel_port, 8472);
+        assert!(config.enable_hubble);
+        assert_eq!(
+            config.hubble_socket(),
+            PathBuf::from("/var/run/cilium/hubble.sock")
+        );
+        assert_eq!(config.hubble_event_buffer_capacity.get(), 4095);
+        assert_eq!(config.hubble_listen_address, None);
     }
 
     #[test]
@@ -215,5 +256,31 @@ mod tests {
         ])
         .unwrap_err();
         assert!(err.to_string().contains("pod-cidr"), "{err}");
+    }
+
+    #[test]
+    fn hubble_flags_follow_cilium() {
+        let parse = |extra: &[&str]| {
+            let mut args = vec!["cilium-agent", "--node-name", "n1"];
+            args.extend_from_slice(extra);
+            AgentConfig::try_parse_from(args)
+        };
+        let config = parse(&[
+            "--socket",
+            "/run/lab/n1/cilium.sock",
+            "--enable-hubble=false",
+            "--hubble-event-buffer-capacity",
+            "65535",
+        ])
+        .unwrap();
+        assert!(!config.enable_hubble);
+        assert_eq!(
+            config.hubble_socket(),
+            PathBuf::from("/run/lab/n1/hubble.sock")
+        );
+        assert_eq!(config.hubble_event_buffer_capacity.get(), 65535);
+        assert!(parse(&["--enable-hubble"]).unwrap().enable_hubble);
+        let err = parse(&["--hubble-event-buffer-capacity", "4096"]).unwrap_err();
+        assert!(err.to_string().contains("2^n - 1"), "{err}");
     }
 }

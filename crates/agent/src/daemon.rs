@@ -82,6 +82,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         NodeClusterDatapath {
             ipcache: prepared.ipcache,
             device: route_device,
+            tunnel_device: TUNNEL_DEVICE.into(),
         },
     );
     let (identities, identity_queue) = Identities::new(
@@ -118,7 +119,8 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     spawn_policy_refresh(Arc::clone(&agent));
     tokio::spawn(crate::resources::follow(Arc::clone(&agent)));
 
-    monitor_server::start(&config.monitor_socket(), prepared.events)?;
+    let hubble = crate::hubble::start(&agent).await?;
+    monitor_server::start(&config.monitor_socket(), prepared.events, hubble)?;
     spawn_conntrack_gc(agent.clone());
 
     let _ = std::fs::remove_file(&config.socket);
@@ -143,7 +145,11 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         .await
         .context("serving the API")?;
 
-    for socket in [config.socket.clone(), config.monitor_socket()] {
+    for socket in [
+        config.socket.clone(),
+        config.monitor_socket(),
+        config.hubble_socket(),
+    ] {
         let _ = std::fs::remove_file(socket);
     }
     tracing::info!("agent stopped; datapath left in place for running pods");

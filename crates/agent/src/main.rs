@@ -7,6 +7,7 @@ mod cluster;
 mod config;
 mod daemon;
 mod host_devices;
+mod hubble;
 mod identity;
 mod monitor_server;
 mod node_address;

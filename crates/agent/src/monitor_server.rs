@@ -2,12 +2,14 @@
 //!
 //! One task drains the `cilium_events` ring buffer into a broadcast channel; each connected
 //! client gets its own task writing length-prefixed frames (`cilium-monitor`'s framing). A slow
-//! client loses events (it lags the channel) instead of slowing the ring buffer down.
+//! client loses events (it lags the channel) instead of slowing the ring buffer down. Hubble,
+//! when enabled, gets every record too, through its own bounded queue the drain never waits on.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use cilium_datapath::EventReader;
+use cilium_hubble::EventSender;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::broadcast;
@@ -23,25 +25,38 @@ pub struct MonitorBindError {
     source: std::io::Error,
 }
 
-/// Binds the monitor socket (replacing a stale one) and starts the reader and accept tasks.
-pub fn start(socket: &Path, events: EventReader) -> Result<(), MonitorBindError> {
+/// Binds the monitor socket (replacing a stale one) and starts the reader and accept tasks;
+/// `hubble` also receives every record.
+pub fn start(
+    socket: &Path,
+    events: EventReader,
+    hubble: Option<EventSender>,
+) -> Result<(), MonitorBindError> {
     let _ = std::fs::remove_file(socket);
     let listener = UnixListener::bind(socket).map_err(|source| MonitorBindError {
         path: socket.display().to_string(),
         source,
     })?;
     let (sender, _) = broadcast::channel::<Arc<[u8]>>(CLIENT_BACKLOG);
-    tokio::spawn(drain_ring_buffer(events, sender.clone()));
+    tokio::spawn(drain_ring_buffer(events, sender.clone(), hubble));
     tokio::spawn(accept_clients(listener, sender));
     Ok(())
 }
 
-async fn drain_ring_buffer(mut events: EventReader, sender: broadcast::Sender<Arc<[u8]>>) {
+async fn drain_ring_buffer(
+    mut events: EventReader,
+    sender: broadcast::Sender<Arc<[u8]>>,
+    hubble: Option<EventSender>,
+) {
     loop {
         match events.next().await {
             Ok(record) => {
+                let record: Arc<[u8]> = Arc::from(record);
+                if let Some(hubble) = &hubble {
+                    hubble.send(Arc::clone(&record));
+                }
                 // No subscribers is fine: nobody is watching.
-                let _ = sender.send(Arc::from(record));
+                let _ = sender.send(record);
             }
             Err(error) => {
                 tracing::error!(error = %crate::api::chain(&error), "reading datapath events stopped");

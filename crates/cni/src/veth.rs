@@ -77,6 +77,7 @@ pub fn pod_routes(ifname: &str, gateway: Ipv4Addr) -> [Route; 2] {
             dev: ifname.into(),
             scope_link: true,
             onlink: false,
+            src: None,
         },
         Route {
             dst: Ipv4Net::default(),
@@ -84,6 +85,7 @@ pub fn pod_routes(ifname: &str, gateway: Ipv4Addr) -> [Route; 2] {
             dev: ifname.into(),
             scope_link: false,
             onlink: false,
+            src: None,
         },
     ]
 }

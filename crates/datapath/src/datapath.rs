@@ -605,22 +605,30 @@ impl Datapath {
         })
     }
 
-    /// Attaches `cil_from_overlay` to the ingress of the tunnel device
-    /// `ifname` (replacing a previous attachment atomically) and pins the
-    /// attachment under `<bpf_root>/devices/<ifname>/`, so it keeps working
-    /// while the agent is away. Idempotent.
+    /// Attaches `cil_from_overlay` to the ingress and `cil_to_overlay` to
+    /// the egress of the tunnel device `ifname` (replacing previous
+    /// attachments atomically) and pins the attachments under
+    /// `<bpf_root>/devices/<ifname>/`, so they keep working while the agent
+    /// is away. Idempotent.
     pub fn attach_overlay(&self, ifname: &str) -> Result<(), DatapathError> {
         let mut object = self.load_overlay()?;
-        let program = object.program_mut().map_err(|source| DatapathError::Load {
-            what: "the overlay".to_string(),
-            source,
-        })?;
-        self.attach_device(ifname, program, OverlayObject::FROM_OVERLAY)?;
+        for (hook, name) in [
+            (Hook::Ingress, OverlayObject::FROM_OVERLAY),
+            (Hook::Egress, OverlayObject::TO_OVERLAY),
+        ] {
+            let program = object
+                .program_mut(name)
+                .map_err(|source| DatapathError::Load {
+                    what: "the overlay".to_string(),
+                    source,
+                })?;
+            self.attach_device(ifname, hook, program, name)?;
+        }
         tracing::info!(%ifname, mode = %self.mode, "overlay datapath attached");
         Ok(())
     }
 
-    /// Detaches `cil_from_overlay` from `ifname` and removes its pins.
+    /// Detaches the overlay programs from `ifname` and removes their pins.
     /// Idempotent; keeps going on failure and reports every failure.
     pub fn detach_overlay(&self, ifname: &str) -> Result<(), DatapathError> {
         self.detach_device(ifname)?;
@@ -659,7 +667,7 @@ impl Datapath {
             what: "the host device".to_string(),
             source,
         })?;
-        self.attach_device(ifname, program, HostObject::FROM_NETDEV)?;
+        self.attach_device(ifname, Hook::Ingress, program, HostObject::FROM_NETDEV)?;
         tracing::info!(%ifname, mode = %self.mode, "host device datapath attached");
         Ok(())
     }
@@ -677,11 +685,12 @@ impl Datapath {
         attach::has_pins(&self.paths.device(ifname))
     }
 
-    /// Attaches `program` to the ingress of node device `ifname`, pinned
-    /// under `<bpf_root>/devices/<ifname>/`.
+    /// Attaches `program` to `hook` of node device `ifname`, pinned under
+    /// `<bpf_root>/devices/<ifname>/`.
     fn attach_device(
         &self,
         ifname: &str,
+        hook: Hook,
         program: &mut SchedClassifier,
         name: &'static str,
     ) -> Result<(), DatapathError> {
@@ -690,7 +699,7 @@ impl Datapath {
             path: dir.clone(),
             source,
         })?;
-        attach::attach(self.mode, &dir, ifname, Hook::Ingress, program, name).map_err(|source| {
+        attach::attach(self.mode, &dir, ifname, hook, program, name).map_err(|source| {
             DatapathError::AttachDevice {
                 ifname: ifname.to_string(),
                 source,

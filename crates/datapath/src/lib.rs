@@ -21,6 +21,7 @@ pub mod codes;
 mod datapath;
 mod event_reader;
 pub mod events;
+pub mod lb_abi;
 pub mod loader;
 pub mod maps;
 mod routing;

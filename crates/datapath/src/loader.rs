@@ -218,15 +218,20 @@ impl std::fmt::Debug for OverlayObject {
 impl OverlayObject {
     /// The C function name of the tunnel device's ingress program.
     pub const FROM_OVERLAY: &'static str = "cil_from_overlay";
+    /// The tunnel device's egress program.
+    pub const TO_OVERLAY: &'static str = "cil_to_overlay";
 
-    /// `cil_from_overlay`.
-    pub fn program(&self) -> Result<&SchedClassifier, LoaderError> {
-        classifier(&self.ebpf, BPF_OVERLAY, Self::FROM_OVERLAY)
+    /// One of the loaded programs ([`Self::FROM_OVERLAY`] or [`Self::TO_OVERLAY`]).
+    pub fn program(&self, name: &'static str) -> Result<&SchedClassifier, LoaderError> {
+        classifier(&self.ebpf, BPF_OVERLAY, name)
     }
 
-    /// `cil_from_overlay`, mutably (for attaching).
-    pub(crate) fn program_mut(&mut self) -> Result<&mut SchedClassifier, LoaderError> {
-        classifier_mut(&mut self.ebpf, BPF_OVERLAY, Self::FROM_OVERLAY)
+    /// One of the loaded programs, mutably (for attaching).
+    pub(crate) fn program_mut(
+        &mut self,
+        name: &'static str,
+    ) -> Result<&mut SchedClassifier, LoaderError> {
+        classifier_mut(&mut self.ebpf, BPF_OVERLAY, name)
     }
 }
 
@@ -369,7 +374,8 @@ pub fn load_endpoint(
 }
 
 /// Loads `bpf_overlay.o` with the node's trace aggregation level and loads
-/// `cil_from_overlay` into the kernel, on the pinned node-wide maps.
+/// `cil_from_overlay` and `cil_to_overlay` into the kernel, on the pinned
+/// node-wide maps.
 pub fn load_overlay(
     paths: &BpfPaths,
     sizes: &MapSizes,
@@ -379,7 +385,9 @@ pub fn load_overlay(
         loader.override_global("MONITOR_AGGREGATION", &monitor_aggregation, true);
     })?;
     let mut object = OverlayObject { ebpf };
-    load_classifier(object.program_mut()?, OverlayObject::FROM_OVERLAY)?;
+    for name in [OverlayObject::FROM_OVERLAY, OverlayObject::TO_OVERLAY] {
+        load_classifier(object.program_mut(name)?, name)?;
+    }
     Ok(object)
 }
 

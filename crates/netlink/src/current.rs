@@ -65,6 +65,21 @@ pub fn replace_gateway_route(
         dev: dev.into(),
         scope_link: false,
         onlink: false,
+        src: None,
+    };
+    with_netlink(|netlink| netlink.replace_route(&route))
+}
+
+/// Routes `cidr` out of `dev` with source address `src` (`ip route replace CIDR dev DEV scope
+/// link src SRC`): how a node reaches another node's pods through the tunnel device.
+pub fn replace_device_route(cidr: Ipv4Net, dev: &str, src: Ipv4Addr) -> Result<(), NetlinkError> {
+    let route = Route {
+        dst: cidr,
+        gateway: None,
+        dev: dev.into(),
+        scope_link: true,
+        onlink: false,
+        src: Some(src),
     };
     with_netlink(|netlink| netlink.replace_route(&route))
 }
@@ -77,6 +92,7 @@ pub fn delete_route_to(cidr: Ipv4Net) -> Result<bool, NetlinkError> {
         dev: String::new(),
         scope_link: false,
         onlink: false,
+        src: None,
     };
     with_netlink(|netlink| netlink.delete_route(&route))
 }
@@ -100,6 +116,7 @@ pub fn replace_host_route(ip: Ipv4Addr, dev: &str) -> Result<(), NetlinkError> {
         dev: dev.into(),
         scope_link: true,
         onlink: false,
+        src: None,
     };
     with_netlink(|netlink| netlink.replace_route(&route))
 }
@@ -112,6 +129,7 @@ pub fn delete_host_route(ip: Ipv4Addr) -> Result<bool, NetlinkError> {
         dev: String::new(),
         scope_link: false,
         onlink: false,
+        src: None,
     };
     with_netlink(|netlink| netlink.delete_route(&route))
 }

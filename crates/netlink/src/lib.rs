@@ -21,7 +21,8 @@ mod sysctl;
 
 pub use current::{
     addresses, create_veth, create_vxlan_external, delete_host_route, delete_route_to,
-    ensure_address, link_by_name, replace_gateway_route, replace_host_route, set_link_up, set_mtu,
+    ensure_address, link_by_name, replace_device_route, replace_gateway_route, replace_host_route,
+    set_link_up, set_mtu,
 };
 pub use error::NetlinkError;
 pub use handle::Netlink;

@@ -101,10 +101,13 @@ impl Netlink {
     /// add NAME type vxlan external dstport PORT` does: the datapath sets each packet's VNI
     /// and remote through its tunnel key, so the device needs neither.
     pub fn create_vxlan_external(&self, name: &str, port: u16) -> Result<(), NetlinkError> {
+        // NOARP: the node's own traffic routed into the device gets its tunnel key (and the
+        // neighbour's address is never looked at) from the device's egress program.
         let message = LinkVxlan::new(name, 0)
             .port(port)
             .collect_metadata(true)
             .learning(false)
+            .arp(false)
             .build();
         self.block_on(self.handle().link().add(message).execute())
             .map_err(|source| NetlinkError::Request {

@@ -26,6 +26,8 @@ pub struct Route {
     pub scope_link: bool,
     /// `onlink`: use the gateway even though no address on `dev` covers it.
     pub onlink: bool,
+    /// `src`: the source address for packets the node sends on this route.
+    pub src: Option<Ipv4Addr>,
 }
 
 impl std::fmt::Display for Route {
@@ -43,6 +45,9 @@ impl std::fmt::Display for Route {
         }
         if self.onlink {
             write!(f, " onlink")?;
+        }
+        if let Some(src) = self.src {
+            write!(f, " src {src}")?;
         }
         Ok(())
     }
@@ -92,6 +97,9 @@ impl Netlink {
         }
         if route.onlink {
             builder = builder.onlink();
+        }
+        if let Some(src) = route.src {
+            builder = builder.pref_source(src);
         }
         Ok(builder.build())
     }
@@ -170,8 +178,10 @@ fn route_from_message(message: &RouteMessage, names: &HashMap<u32, String>) -> R
     let mut destination = Ipv4Addr::UNSPECIFIED;
     let mut gateway = None;
     let mut dev = String::new();
+    let mut src = None;
     for attribute in &message.attributes {
         match attribute {
+            RouteAttribute::PrefSource(RouteAddress::Inet(ip)) => src = Some(*ip),
             RouteAttribute::Destination(RouteAddress::Inet(ip)) => destination = *ip,
             RouteAttribute::Gateway(RouteAddress::Inet(ip)) => gateway = Some(*ip),
             RouteAttribute::Oif(index) => dev = names.get(index).cloned().unwrap_or_default(),
@@ -186,6 +196,7 @@ fn route_from_message(message: &RouteMessage, names: &HashMap<u32, String>) -> R
         dev,
         scope_link: message.header.scope == RouteScope::Link,
         onlink: message.header.flags.contains(RouteFlags::Onlink),
+        src,
     }
 }
 
@@ -201,6 +212,7 @@ mod tests {
             dev: "eth0".into(),
             scope_link: true,
             onlink: false,
+            src: None,
         };
         assert_eq!(route.to_string(), "10.0.0.1/32 dev eth0 scope link");
         let default = Route {
@@ -209,6 +221,7 @@ mod tests {
             dev: "eth0".into(),
             scope_link: false,
             onlink: true,
+            src: None,
         };
         assert_eq!(
             default.to_string(),

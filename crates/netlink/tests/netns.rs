@@ -99,6 +99,7 @@ fn veth_between_namespaces_with_address_and_routes() {
         dev: "eth0".into(),
         scope_link: true,
         onlink: false,
+        src: None,
     };
     let default_route = Route {
         dst: "0.0.0.0/0".parse().unwrap(),
@@ -106,6 +107,7 @@ fn veth_between_namespaces_with_address_and_routes() {
         dev: "eth0".into(),
         scope_link: false,
         onlink: false,
+        src: None,
     };
     nl_right.add_route(&gateway_route).expect("gateway route");
     nl_right.add_route(&default_route).expect("default route");

@@ -17,7 +17,7 @@ use std::net::SocketAddrV4;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
-use cilium_e2e::policy_cluster::{PolicyCluster, TCP_80, TCP_81, UDP_80, UDP_81};
+use cilium_e2e::policy_cluster::{PolicyCluster, Rows, TCP_80, TCP_81, UDP_80, UDP_81};
 use cilium_e2e::probe::{EchoClient, EchoServer, Proto};
 use cilium_e2e::serial;
 
@@ -126,6 +126,7 @@ fn scenarios() -> Vec<Scenario> {
         from_entities_host,
         from_entities_cluster,
         from_entities_all_on_one_port,
+        from_entities_remote_node,
         to_entities_world,
         to_entities_cluster,
         ccnp_selects_pods_in_every_namespace,
@@ -916,6 +917,31 @@ spec:
     cx.expect("y/a from everyone, world included, on 80/tcp", |c| {
         !c.to_pod("y", "a") || c.port == TCP_80
     });
+}
+
+fn from_entities_remote_node(cx: &PolicyCluster) {
+    cx.expect_rows(
+        "without policy the other node reaches every pod too",
+        Rows::WithRemoteNode,
+        |_| true,
+    );
+    cx.apply(
+        "node1",
+        r#"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: x-from-remote-node, namespace: x}
+spec:
+  endpointSelector: {}
+  ingress:
+  - fromEntities: [remote-node]
+"#,
+    );
+    cx.expect_rows(
+        "x only from the nodes (its own, and the other as remote-node)",
+        Rows::WithRemoteNode,
+        |c| !c.to_ns("x") || c.from_remote_node(),
+    );
 }
 
 fn to_entities_world(cx: &PolicyCluster) {

@@ -1,29 +1,30 @@
-//! Applies the cluster view to the node: ipcache entries into the BPF map and, in native
-//! routing, routes to the other nodes' pod CIDRs. Only differences from what was applied last
+//! Applies the cluster view to the node: ipcache entries into the BPF map and routes to the
+//! other nodes' pod CIDRs. Only differences from what was applied last
 //! are written, and a failed write is retried at the next change.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
 
 use cilium_datapath::abi::RemoteEndpointInfo;
 use cilium_datapath::maps::IpcacheMap;
 use ipnet::Ipv4Net;
 
-use crate::cluster::view::ClusterView;
+use crate::cluster::view::{ClusterView, PodCidrRoute};
 
 /// Where the reconciler writes.
 pub trait ClusterDatapath {
     fn upsert_ipcache(&mut self, prefix: Ipv4Net, info: &RemoteEndpointInfo) -> Result<(), String>;
     fn delete_ipcache(&mut self, prefix: Ipv4Net) -> Result<(), String>;
-    fn replace_route(&mut self, cidr: Ipv4Net, via: Ipv4Addr) -> Result<(), String>;
+    fn replace_route(&mut self, cidr: Ipv4Net, route: PodCidrRoute) -> Result<(), String>;
     fn delete_route(&mut self, cidr: Ipv4Net) -> Result<(), String>;
 }
 
 /// The node's BPF ipcache and routing table.
 pub struct NodeClusterDatapath {
     pub ipcache: IpcacheMap,
-    /// Device the routes to other nodes go out of.
+    /// Device native routes to other nodes go out of (the underlay).
     pub device: String,
+    /// The tunnel device, in tunnel mode.
+    pub tunnel_device: String,
 }
 
 impl ClusterDatapath for NodeClusterDatapath {
@@ -40,9 +41,16 @@ impl ClusterDatapath for NodeClusterDatapath {
             .map_err(|e| crate::api::chain(&e))
     }
 
-    fn replace_route(&mut self, cidr: Ipv4Net, via: Ipv4Addr) -> Result<(), String> {
-        cilium_netlink::replace_gateway_route(cidr, via, &self.device)
-            .map_err(|e| crate::api::chain(&e))
+    fn replace_route(&mut self, cidr: Ipv4Net, route: PodCidrRoute) -> Result<(), String> {
+        match route {
+            PodCidrRoute::Via(via) => {
+                cilium_netlink::replace_gateway_route(cidr, via, &self.device)
+            }
+            PodCidrRoute::Tunnel { src } => {
+                cilium_netlink::replace_device_route(cidr, &self.tunnel_device, src)
+            }
+        }
+        .map_err(|e| crate::api::chain(&e))
     }
 
     fn delete_route(&mut self, cidr: Ipv4Net) -> Result<(), String> {
@@ -56,7 +64,7 @@ impl ClusterDatapath for NodeClusterDatapath {
 #[derive(Debug, Default)]
 pub struct Reconciler {
     ipcache: BTreeMap<Ipv4Net, RemoteEndpointInfo>,
-    routes: BTreeMap<Ipv4Net, Ipv4Addr>,
+    routes: BTreeMap<Ipv4Net, PodCidrRoute>,
 }
 
 impl Reconciler {
@@ -108,13 +116,13 @@ impl Reconciler {
             }
         }
 
-        for (cidr, via) in &want_routes {
-            if self.routes.get(cidr) != Some(via) {
-                match datapath.replace_route(*cidr, *via) {
+        for (cidr, route) in &want_routes {
+            if self.routes.get(cidr) != Some(route) {
+                match datapath.replace_route(*cidr, *route) {
                     Ok(()) => {
-                        self.routes.insert(*cidr, *via);
+                        self.routes.insert(*cidr, *route);
                     }
-                    Err(e) => failures.push(format!("route {cidr} via {via}: {e}")),
+                    Err(e) => failures.push(format!("route {cidr} ({route:?}): {e}")),
                 }
             }
         }
@@ -145,7 +153,7 @@ mod tests {
     #[derive(Default)]
     struct Fake {
         ipcache: BTreeMap<Ipv4Net, RemoteEndpointInfo>,
-        routes: BTreeMap<Ipv4Net, Ipv4Addr>,
+        routes: BTreeMap<Ipv4Net, PodCidrRoute>,
         writes: usize,
     }
 
@@ -160,9 +168,9 @@ mod tests {
             self.ipcache.remove(&p);
             Ok(())
         }
-        fn replace_route(&mut self, c: Ipv4Net, v: Ipv4Addr) -> Result<(), String> {
+        fn replace_route(&mut self, c: Ipv4Net, r: PodCidrRoute) -> Result<(), String> {
             self.writes += 1;
-            self.routes.insert(c, v);
+            self.routes.insert(c, r);
             Ok(())
         }
         fn delete_route(&mut self, c: Ipv4Net) -> Result<(), String> {

@@ -1,6 +1,6 @@
 //! What this node knows of the cluster (the other nodes, every published pod address) and
-//! what follows from it for the datapath: the ipcache entries and, in native routing, the
-//! routes to other nodes' pod CIDRs.
+//! what follows from it for the datapath: the ipcache entries and the routes to other nodes'
+//! pod CIDRs.
 //!
 //! Pure: `desired_*` compute the target state from the view; the reconciler diffs it against
 //! what was applied.
@@ -18,6 +18,16 @@ use crate::config::RoutingMode;
 pub const IDENTITY_HOST: u32 = 1;
 pub const IDENTITY_WORLD: u32 = 2;
 pub const IDENTITY_REMOTE_NODE: u32 = 6;
+
+/// How the node reaches another node's pod CIDR.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PodCidrRoute {
+    /// Native routing: via that node's underlay address.
+    Via(Ipv4Addr),
+    /// Tunnel mode: out of the tunnel device, from this node's router IP (so replies, which
+    /// come back through the tunnel, reach the node).
+    Tunnel { src: Ipv4Addr },
+}
 
 /// This node, as the view needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,13 +113,19 @@ impl ClusterView {
         entries
     }
 
-    /// Routes to other nodes' pod CIDRs via their underlay address (native routing only).
-    pub fn desired_routes(&self) -> BTreeMap<Ipv4Net, Ipv4Addr> {
-        if self.local.routing != RoutingMode::Native {
-            return BTreeMap::new();
-        }
+    /// Routes to other nodes' pod CIDRs, for the node's own traffic: via their underlay
+    /// address in native routing; out of the tunnel device from the router IP in tunnel mode
+    /// (its egress program finds the node to tunnel to in the ipcache).
+    pub fn desired_routes(&self) -> BTreeMap<Ipv4Net, PodCidrRoute> {
+        let router_ip = self.local.router_ip;
         self.remote_nodes()
-            .filter_map(|(node, ip)| node.ipv4_alloc_cidr.map(|cidr| (cidr, ip)))
+            .filter_map(|(node, ip)| {
+                let route = match self.local.routing {
+                    RoutingMode::Native => PodCidrRoute::Via(ip),
+                    RoutingMode::Tunnel => PodCidrRoute::Tunnel { src: router_ip },
+                };
+                node.ipv4_alloc_cidr.map(|cidr| (cidr, route))
+            })
             .collect()
     }
 }
@@ -197,7 +213,16 @@ mod tests {
             IDENTITY_REMOTE_NODE
         );
         assert_eq!(entries[&net("172.18.0.11/32")].sec_identity, IDENTITY_HOST);
-        assert!(view(RoutingMode::Tunnel).desired_routes().is_empty());
+        assert_eq!(
+            view(RoutingMode::Tunnel).desired_routes(),
+            BTreeMap::from([(
+                net("10.0.1.0/24"),
+                PodCidrRoute::Tunnel {
+                    src: ip("10.0.0.1")
+                }
+            )]),
+            "the node reaches remote pods through the tunnel, from its router IP"
+        );
     }
 
     #[test]
@@ -209,7 +234,7 @@ mod tests {
             .all(|e| e.flags & FLAG_HAS_TUNNEL_EP == 0));
         assert_eq!(
             v.desired_routes(),
-            BTreeMap::from([(net("10.0.1.0/24"), ip("172.18.0.12"))])
+            BTreeMap::from([(net("10.0.1.0/24"), PodCidrRoute::Via(ip("172.18.0.12")))])
         );
     }
 

@@ -13,7 +13,7 @@ use cilium_datapath::{
     codes::{DropReason, MetricDirection, ObservationPoint},
     maps::{CtMap, CtMapKind, IpcacheEntry, IpcacheMap, MetricsMap},
     AttachPreference, Datapath, DatapathEvent, EndpointDatapathConfig, EndpointObject,
-    EndpointProgram, Routing,
+    EndpointProgram, OverlayObject, Routing,
 };
 use ipnet::Ipv4Net;
 
@@ -283,7 +283,9 @@ fn the_overlay_drops_packets_without_a_tunnel_key() {
         .dp
         .load_overlay()
         .unwrap_or_else(|err| panic!("loading bpf_overlay.o: {}", chain(&err)));
-    let program = overlay.program().expect("cil_from_overlay is loaded");
+    let program = overlay
+        .program(OverlayObject::FROM_OVERLAY)
+        .expect("cil_from_overlay is loaded");
     let ep = endpoint(11, "lxc-a", 11);
     let packet = tcp_packet(&ep, Ipv4Addr::new(10, 200, 0, 22), 41006, 80, TCP_SYN, 64);
 

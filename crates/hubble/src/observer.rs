@@ -1,0 +1,139 @@
+//! The node's observer: the flow ring and the counters `ServerStatus` and `GetNodes` report.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Instant, SystemTime};
+
+use cilium_hubble_proto::flow::{Flow, LostEvent, LostEventSource};
+use cilium_hubble_proto::observer::{Node, ServerStatusResponse, Tls};
+use cilium_hubble_proto::relay::NodeState;
+use cilium_hubble_proto::well_known::UInt32Value;
+use cilium_hubble_proto::Timestamp;
+
+use crate::ring::{Capacity, Event, FlowRing, Payload};
+
+/// Version reported to clients (`ServerStatus.version`, `Node.version`).
+pub const VERSION: &str = concat!("v", env!("CARGO_PKG_VERSION"));
+
+/// Flows of one node and what is known about them.
+pub struct Observer {
+    ring: FlowRing,
+    node_name: String,
+    started: Instant,
+    seen_flows: AtomicU64,
+}
+
+impl Observer {
+    /// An empty observer for `node_name` (Cilium's `cluster/node`).
+    pub fn new(node_name: impl Into<String>, capacity: Capacity) -> Self {
+        Self {
+            ring: FlowRing::new(capacity),
+            node_name: node_name.into(),
+            started: Instant::now(),
+            seen_flows: AtomicU64::new(0),
+        }
+    }
+
+    pub fn node_name(&self) -> &str {
+        &self.node_name
+    }
+
+    pub fn ring(&self) -> &FlowRing {
+        &self.ring
+    }
+
+    /// Stores a decoded flow.
+    pub fn record_flow(&self, flow: Flow) {
+        self.seen_flows.fetch_add(1, Ordering::Relaxed);
+        let time = flow
+            .time
+            .unwrap_or_else(|| Timestamp::from(SystemTime::now()));
+        self.ring.push(Event {
+            time,
+            payload: Payload::Flow(flow),
+        });
+    }
+
+    /// Records that `count` events were lost at `source` before they became flows.
+    pub fn record_lost(&self, source: LostEventSource, count: u64) {
+        self.ring.push(Event {
+            time: Timestamp::from(SystemTime::now()),
+            payload: Payload::Lost(LostEvent {
+                source: source as i32,
+                num_events_lost: count,
+                cpu: None,
+            }),
+        });
+    }
+
+    /// Flows observed since start.
+    pub fn seen_flows(&self) -> u64 {
+        self.seen_flows.load(Ordering::Relaxed)
+    }
+
+    fn uptime_ns(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// `ServerStatus`: ring occupancy, flows seen, uptime; one node, connected.
+    pub fn status(&self) -> ServerStatusResponse {
+        ServerStatusResponse {
+            num_flows: self.ring.len() as u64,
+            max_flows: self.ring.capacity() as u64,
+            seen_flows: self.seen_flows(),
+            uptime_ns: self.uptime_ns(),
+            num_connected_nodes: Some(UInt32Value { value: 1 }),
+            num_unavailable_nodes: Some(UInt32Value { value: 0 }),
+            unavailable_nodes: Vec::new(),
+            version: VERSION.to_string(),
+        }
+    }
+
+    /// This node as `GetNodes` lists it; `address` is where its API is served.
+    pub fn node(&self, address: &str) -> Node {
+        Node {
+            name: self.node_name.clone(),
+            version: VERSION.to_string(),
+            address: address.to_string(),
+            state: NodeState::NodeConnected as i32,
+            tls: Some(Tls {
+                enabled: false,
+                server_name: String::new(),
+            }),
+            uptime_ns: self.uptime_ns(),
+            num_flows: self.ring.len() as u64,
+            max_flows: self.ring.capacity() as u64,
+            seen_flows: self.seen_flows(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_counts_flows_seen_and_held() {
+        let observer = Observer::new("default/node1", Capacity::new(3).expect("valid"));
+        for _ in 0..5 {
+            observer.record_flow(Flow::default());
+        }
+        observer.record_lost(LostEventSource::ObserverEventsQueue, 7);
+        let status = observer.status();
+        assert_eq!(
+            (status.num_flows, status.max_flows, status.seen_flows),
+            (3, 3, 5)
+        );
+        assert_eq!(status.num_connected_nodes, Some(UInt32Value { value: 1 }));
+        assert_eq!(status.version, VERSION);
+        let node = observer.node("unix:///run/hubble.sock");
+        assert_eq!(node.name, "default/node1");
+        assert_eq!(node.state, NodeState::NodeConnected as i32);
+        assert_eq!(node.seen_flows, 5);
+        let (events, _) = observer.ring().snapshot();
+        assert!(matches!(
+            &events.last().expect("lost event held").payload,
+            Payload::Lost(lost) if lost.num_events_lost == 7
+                && lost.source == LostEventSource::ObserverEventsQueue as i32
+        ));
+    }
+}
