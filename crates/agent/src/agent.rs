@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use cilium_api::models as api;
 use cilium_endpoint::{
-    EndpointError, EndpointId, EndpointIdentity, EndpointManager, EndpointSelector,
+    Endpoint, EndpointError, EndpointId, EndpointIdentity, EndpointManager, EndpointSelector,
     FileStore as EndpointFileStore, InvalidRequest, NewEndpoint,
 };
 use cilium_identity::{Labels, NumericIdentity, ReservedIdentity};
@@ -318,7 +318,7 @@ impl Agent {
             self.identities
                 .resolve_later(EndpointSelector::Id(endpoint.id));
         }
-        self.apply_policies();
+        self.apply_endpoint_policy(endpoint.id);
         self.cluster.endpoint_up(
             endpoint.ipv4,
             endpoint.identity,
@@ -399,7 +399,7 @@ impl Agent {
             &endpoint.k8s_pod_name,
         );
         tracing::info!(endpoint = %endpoint.id, identity = endpoint.identity, "identity resolved");
-        self.apply_policies();
+        self.apply_endpoint_policy(endpoint.id);
         Ok(())
     }
 
@@ -455,6 +455,17 @@ impl Agent {
 
     /// Resolves every local endpoint's policy and writes it into its policy map in place.
     pub fn apply_policies(&self) {
+        self.apply_policies_where(|_| true);
+    }
+
+    /// Resolves one endpoint's policy (a new endpoint, or one with a new identity): the
+    /// others' policies only change when the set of identities does, and the identity cache
+    /// triggers [`apply_policies`](Self::apply_policies) for that.
+    fn apply_endpoint_policy(&self, id: EndpointId) {
+        self.apply_policies_where(|endpoint| endpoint.id == id);
+    }
+
+    fn apply_policies_where(&self, wanted: impl Fn(&Endpoint) -> bool) {
         self.sync_policy_identities();
         if let Some(prefixes) = self.policy.sync_cidr_identities() {
             self.cluster.set_policy_prefixes(prefixes);
@@ -462,7 +473,7 @@ impl Agent {
         let metadata = self.identities.metadata();
         let peer_ports = metadata.peer_named_ports();
         let endpoints = self.endpoints.lock().expect("endpoints lock");
-        for endpoint in endpoints.list() {
+        for endpoint in endpoints.list().filter(|endpoint| wanted(endpoint)) {
             let own_ports = metadata
                 .pod(&endpoint.k8s_namespace, &endpoint.k8s_pod_name)
                 .map(|pod| pod.named_ports)

@@ -331,8 +331,21 @@ impl Datapath {
         &self,
         ep: &EndpointDatapathConfig,
     ) -> Result<EndpointObject, DatapathError> {
+        let globals = self.endpoint_globals(ep)?;
+        loader::load_endpoint(&self.paths, &self.map_sizes, &globals).map_err(|source| {
+            DatapathError::Load {
+                what: format!("endpoint {}", ep.id),
+                source,
+            }
+        })
+    }
+
+    fn endpoint_globals(
+        &self,
+        ep: &EndpointDatapathConfig,
+    ) -> Result<EndpointGlobals, DatapathError> {
         Self::check_id(ep.id)?;
-        let globals = EndpointGlobals {
+        Ok(EndpointGlobals {
             id: ep.id,
             identity: ep.identity,
             ipv4: ep.ipv4,
@@ -342,12 +355,6 @@ impl Datapath {
             monitor_aggregation: self.config.monitor_aggregation,
             routing_mode: self.routing.mode,
             tunnel_ifindex: self.routing.tunnel_ifindex,
-        };
-        loader::load_endpoint(&self.paths, &self.map_sizes, &globals).map_err(|source| {
-            DatapathError::Load {
-                what: format!("endpoint {}", ep.id),
-                source,
-            }
         })
     }
 
@@ -392,30 +399,35 @@ impl Datapath {
     /// `<bpf_root>/endpoints/<id>/` and registers the endpoint. After an
     /// error, retry or call [`Datapath::remove_endpoint`].
     pub fn install_endpoint(&self, ep: &EndpointDatapathConfig) -> Result<(), DatapathError> {
-        let mut object = self.load_endpoint(ep)?;
+        let load_err = |source| DatapathError::Load {
+            what: format!("endpoint {}", ep.id),
+            source,
+        };
+        let globals = self.endpoint_globals(ep)?;
+        let mut object =
+            loader::parse_endpoint(&self.paths, &self.map_sizes, &globals).map_err(load_err)?;
         let dir = self.paths.endpoint(ep.id);
         std::fs::create_dir_all(&dir).map_err(|source| DatapathError::PinDir {
             path: dir.clone(),
             source,
         })?;
-        // Both hooks at once: each TCX attach waits for an RCU grace period
-        // (10-20 ms), and the two waits overlap when done concurrently.
-        let programs = object
-            .attachable_mut()
-            .map_err(|source| DatapathError::Load {
-                what: format!("endpoint {}", ep.id),
-                source,
-            })?;
-        let results: Vec<Result<(), attach::AttachError>> = std::thread::scope(|scope| {
+        // Each program on its own thread, loaded (verified) then attached: the
+        // verifier runs on both CPUs, and the TCX attaches, each waiting for
+        // an RCU grace period (10-25 ms), overlap.
+        let programs = object.programs_mut().map_err(load_err)?;
+        let results: Vec<Result<(), DatapathError>> = std::thread::scope(|scope| {
             let handles: Vec<_> = programs
                 .into_iter()
                 .map(|(which, program)| {
-                    let hook = match which {
-                        EndpointProgram::ToContainer => Hook::Egress,
-                        _ => Hook::Ingress,
-                    };
                     let dir = &dir;
                     scope.spawn(move || {
+                        loader::load_classifier(program, which.function_name())
+                            .map_err(load_err)?;
+                        let hook = match which {
+                            EndpointProgram::FromContainer => Hook::Ingress,
+                            EndpointProgram::ToContainer => Hook::Egress,
+                            EndpointProgram::HandlePolicy => return Ok(()),
+                        };
                         attach::attach(
                             self.mode,
                             dir,
@@ -424,21 +436,20 @@ impl Datapath {
                             program,
                             which.function_name(),
                         )
+                        .map_err(|source| DatapathError::Attach {
+                            id: ep.id,
+                            ifname: ep.ifname.clone(),
+                            source,
+                        })
                     })
                 })
                 .collect();
             handles
                 .into_iter()
-                .map(|handle| handle.join().expect("attach thread panicked"))
+                .map(|handle| handle.join().expect("load-and-attach thread panicked"))
                 .collect()
         });
-        for result in results {
-            result.map_err(|source| DatapathError::Attach {
-                id: ep.id,
-                ifname: ep.ifname.clone(),
-                source,
-            })?;
-        }
+        results.into_iter().collect::<Result<(), _>>()?;
         // Attached first, registered second: a failed attach leaves no
         // local-delivery target behind.
         self.register_endpoint(ep, &object)?;

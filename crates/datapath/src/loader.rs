@@ -173,32 +173,32 @@ impl EndpointObject {
         classifier_mut(&mut self.ebpf, BPF_LXC, which.function_name())
     }
 
-    /// `cil_from_container` and `cil_to_container` at once, mutably, so that
-    /// both can be attached concurrently.
-    pub(crate) fn attachable_mut(
+    /// Every program at once, mutably, so that they can be loaded and
+    /// attached concurrently.
+    pub(crate) fn programs_mut(
         &mut self,
-    ) -> Result<[(EndpointProgram, &mut SchedClassifier); 2], LoaderError> {
-        let wanted = [EndpointProgram::FromContainer, EndpointProgram::ToContainer];
-        let mut found: [Option<&mut SchedClassifier>; 2] = [None, None];
+    ) -> Result<[(EndpointProgram, &mut SchedClassifier); 3], LoaderError> {
+        let mut found: [Option<&mut SchedClassifier>; 3] = [None, None, None];
         for (name, program) in self.ebpf.programs_mut() {
-            let Some(slot) = wanted.iter().position(|w| w.function_name() == name) else {
+            let Some(slot) = EndpointProgram::ALL
+                .iter()
+                .position(|w| w.function_name() == name)
+            else {
                 continue;
             };
             let program = program.try_into().map_err(|source| LoaderError::Program {
-                program: wanted[slot].function_name(),
+                program: EndpointProgram::ALL[slot].function_name(),
                 op: "treat as a tc classifier",
                 source: Box::new(source),
             })?;
             found[slot] = Some(program);
         }
-        let [from, to] = found;
-        let missing = |which: EndpointProgram| LoaderError::MissingProgram {
-            object: BPF_LXC,
-            program: which.function_name(),
-        };
+        let [a, b, c] = found;
+        let [wa, wb, wc] = EndpointProgram::ALL;
         Ok([
-            (wanted[0], from.ok_or_else(|| missing(wanted[0]))?),
-            (wanted[1], to.ok_or_else(|| missing(wanted[1]))?),
+            (wa, a.ok_or_else(|| missing_program(wa))?),
+            (wb, b.ok_or_else(|| missing_program(wb))?),
+            (wc, c.ok_or_else(|| missing_program(wc))?),
         ])
     }
 }
@@ -262,6 +262,13 @@ impl HostObject {
     }
 }
 
+fn missing_program(which: EndpointProgram) -> LoaderError {
+    LoaderError::MissingProgram {
+        object: BPF_LXC,
+        program: which.function_name(),
+    }
+}
+
 fn classifier<'a>(
     ebpf: &'a Ebpf,
     object: &'static str,
@@ -293,7 +300,10 @@ fn classifier_mut<'a>(
 }
 
 /// Loads `program` into the kernel, with the verifier log on rejection.
-fn load_classifier(program: &mut SchedClassifier, name: &'static str) -> Result<(), LoaderError> {
+pub(crate) fn load_classifier(
+    program: &mut SchedClassifier,
+    name: &'static str,
+) -> Result<(), LoaderError> {
     program.load().map_err(|err| match err {
         ProgramError::LoadError {
             io_error,
@@ -349,6 +359,21 @@ pub fn load_endpoint(
     sizes: &MapSizes,
     globals: &EndpointGlobals,
 ) -> Result<EndpointObject, LoaderError> {
+    let mut object = parse_endpoint(paths, sizes, globals)?;
+    for which in EndpointProgram::ALL {
+        load_classifier(object.program_mut(which)?, which.function_name())?;
+    }
+    Ok(object)
+}
+
+/// Parses `bpf_lxc.o` with `globals` and creates or opens its maps, as
+/// [`load_endpoint`] does, without loading the programs: the caller loads
+/// them ([`load_classifier`]), possibly concurrently.
+pub(crate) fn parse_endpoint(
+    paths: &BpfPaths,
+    sizes: &MapSizes,
+    globals: &EndpointGlobals,
+) -> Result<EndpointObject, LoaderError> {
     let id = u32::from(globals.id);
     // LXC_IPV4 is a __be32: its in-memory bytes are the address octets.
     let ipv4 = u32::from_ne_bytes(globals.ipv4.octets());
@@ -366,11 +391,7 @@ pub fn load_endpoint(
             .override_global("ROUTING_MODE", &globals.routing_mode, true)
             .override_global("TUNNEL_IFINDEX", &globals.tunnel_ifindex, true);
     })?;
-    let mut object = EndpointObject { ebpf };
-    for which in EndpointProgram::ALL {
-        load_classifier(object.program_mut(which)?, which.function_name())?;
-    }
-    Ok(object)
+    Ok(EndpointObject { ebpf })
 }
 
 /// Loads `bpf_overlay.o` with the node's trace aggregation level and loads
