@@ -323,24 +323,25 @@ fn spawn_policy_refresh(agent: Arc<Agent>) {
     });
 }
 
+/// Expires conntrack entries periodically, without holding the endpoints lock (a pass over a
+/// full table must not hold up endpoint creation).
 fn spawn_conntrack_gc(agent: Arc<Agent>) {
     let interval = Duration::from_secs(agent.config.conntrack_gc_interval.max(1));
+    let paths = agent
+        .endpoints
+        .lock()
+        .expect("endpoints lock")
+        .datapath()
+        .bpf()
+        .paths()
+        .clone();
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(interval);
         ticker.tick().await;
         loop {
             ticker.tick().await;
-            let agent = agent.clone();
-            let result = tokio::task::spawn_blocking(move || {
-                agent
-                    .endpoints
-                    .lock()
-                    .expect("endpoints lock")
-                    .datapath()
-                    .bpf()
-                    .ct_gc()
-            })
-            .await;
+            let paths = paths.clone();
+            let result = tokio::task::spawn_blocking(move || cilium_datapath::ct_gc(&paths)).await;
             match result {
                 Ok(Ok(0)) => {}
                 Ok(Ok(deleted)) => tracing::debug!(deleted, "conntrack entries expired"),

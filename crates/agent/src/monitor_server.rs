@@ -14,6 +14,9 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::broadcast;
 
+/// Most records taken from the ring buffer in one pass.
+const DRAIN_BATCH: usize = 1024;
+
 /// Events buffered per client before it starts losing them.
 const CLIENT_BACKLOG: usize = 8192;
 
@@ -49,14 +52,17 @@ async fn drain_ring_buffer(
     hubble: Option<EventSender>,
 ) {
     loop {
-        match events.next().await {
-            Ok(record) => {
-                let record: Arc<[u8]> = Arc::from(record);
-                if let Some(hubble) = &hubble {
-                    hubble.send(Arc::clone(&record));
+        match events.next_batch(DRAIN_BATCH).await {
+            Ok(records) => {
+                // Monitor clients get every record; with none connected, nothing is copied.
+                if sender.receiver_count() > 0 {
+                    for record in &records {
+                        let _ = sender.send(Arc::clone(record));
+                    }
                 }
-                // No subscribers is fine: nobody is watching.
-                let _ = sender.send(record);
+                if let Some(hubble) = &hubble {
+                    hubble.send_batch(records);
+                }
             }
             Err(error) => {
                 tracing::error!(error = %crate::api::chain(&error), "reading datapath events stopped");

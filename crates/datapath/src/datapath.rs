@@ -751,15 +751,22 @@ impl Datapath {
 
     /// Deletes conntrack entries whose lifetime has passed; returns how many.
     pub fn ct_gc(&self) -> Result<usize, DatapathError> {
-        let now = monotonic_seconds().map_err(map_err("conntrack GC"))?;
-        let mut deleted = 0;
-        for kind in [CtMapKind::Tcp, CtMapKind::Any] {
-            deleted += CtMap::open(&self.paths, kind)
-                .and_then(|mut map| map.gc(now))
-                .map_err(map_err(format!("conntrack GC of {}", kind.map_name())))?;
-        }
-        Ok(deleted)
+        ct_gc(&self.paths)
     }
+}
+
+/// Deletes the expired entries of the conntrack maps pinned under `paths`;
+/// returns how many. Needs no [`Datapath`], so a collector can run without
+/// holding whatever guards one (a pass over a large table takes a while).
+pub fn ct_gc(paths: &BpfPaths) -> Result<usize, DatapathError> {
+    let now = monotonic_seconds().map_err(map_err("conntrack GC"))?;
+    let mut deleted = 0;
+    for kind in [CtMapKind::Tcp, CtMapKind::Any] {
+        deleted += CtMap::open(paths, kind)
+            .and_then(|mut map| map.gc(now))
+            .map_err(map_err(format!("conntrack GC of {}", kind.map_name())))?;
+    }
+    Ok(deleted)
 }
 
 /// The name of interface `ifindex` in this thread's network namespace.

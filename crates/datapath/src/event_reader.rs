@@ -9,6 +9,7 @@
 //! fills past its threshold still wakes it at once.
 
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 use aya::maps::{MapData, RingBuf};
@@ -116,5 +117,20 @@ impl EventReader {
     /// The next raw record if one is already in the buffer.
     pub fn try_next(&mut self) -> Option<Vec<u8>> {
         self.ring.get_mut().next().map(|item| item.to_vec())
+    }
+
+    /// Every record in the buffer, up to `max`, waiting for the first one if it is empty.
+    /// Each record is copied once, into a shareable buffer: the agent hands the same records
+    /// to several consumers.
+    pub async fn next_batch(&mut self, max: usize) -> Result<Vec<Arc<[u8]>>, EventReaderError> {
+        let first: Arc<[u8]> = Arc::from(self.next().await?);
+        let mut batch = vec![first];
+        while batch.len() < max {
+            match self.ring.get_mut().next() {
+                Some(item) => batch.push(Arc::from(&*item)),
+                None => break,
+            }
+        }
+        Ok(batch)
     }
 }

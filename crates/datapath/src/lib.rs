@@ -28,7 +28,9 @@ mod routing;
 mod spare_loader;
 
 pub use attach::{AttachError, AttachMode, AttachPreference, Hook};
-pub use datapath::{Datapath, DatapathConfig, DatapathError, EndpointDatapathConfig, Failures};
+pub use datapath::{
+    ct_gc, Datapath, DatapathConfig, DatapathError, EndpointDatapathConfig, Failures,
+};
 pub use event_reader::{EventReader, EventReaderError};
 pub use events::{
     DatapathEvent, DropEvent, EventHeader, EventParseError, PolicyVerdictEvent, TraceEvent,
