@@ -95,6 +95,11 @@ pub struct AgentConfig {
     #[arg(long, default_value_t = 30)]
     pub conntrack_gc_interval: u64,
 
+    /// Seconds between rounds that delete identities no node uses any more (Cilium's
+    /// operator runs this every 15 minutes); 0 disables it on this node.
+    #[arg(long, default_value_t = 900)]
+    pub identity_gc_interval: u64,
+
     /// Run Hubble: flows from the datapath's events, served over the Observer gRPC API.
     #[arg(long, default_value_t = true, num_args = 0..=1, default_missing_value = "true",
           action = clap::ArgAction::Set)]

@@ -122,6 +122,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     let hubble = crate::hubble::start(&agent).await?;
     monitor_server::start(&config.monitor_socket(), prepared.events, hubble)?;
     spawn_conntrack_gc(agent.clone());
+    spawn_identity_gc(agent.clone());
 
     let _ = std::fs::remove_file(&config.socket);
     let listener = UnixListener::bind(&config.socket)
@@ -319,6 +320,34 @@ fn spawn_policy_refresh(agent: Arc<Agent>) {
                 }
             })
             .await;
+        }
+    });
+}
+
+/// Deletes the cluster's unused identities every `--identity-gc-interval` seconds.
+fn spawn_identity_gc(agent: Arc<Agent>) {
+    let secs = agent.config.identity_gc_interval;
+    if secs == 0 {
+        return;
+    }
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(Duration::from_secs(secs));
+        ticker.tick().await;
+        loop {
+            ticker.tick().await;
+            match agent.identities.collect_unused().await {
+                Ok(stats) if stats.deleted > 0 => {
+                    tracing::info!(
+                        deleted = stats.deleted,
+                        alive = stats.alive,
+                        "unused identities deleted"
+                    )
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(error = %api::chain(&error), "identity garbage collection failed")
+                }
+            }
         }
     });
 }

@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use cilium_endpoint::{EndpointId, EndpointIdentity, EndpointSelector};
 use cilium_identity::{
-    source, AllocatorConfig, AllocatorError, IdentityAllocator, Label, LabelFilter, Labels,
+    source, AllocatorConfig, AllocatorError, GcStats, IdentityAllocator, Label, LabelFilter, Labels,
 };
 use cilium_kvstore::{KvStore, LeasedKeys};
 use tokio::sync::mpsc;
@@ -110,6 +110,13 @@ impl Identities {
             id: id.as_u32(),
             labels: labels.to_strings(),
         })
+    }
+
+    /// One garbage-collection round over the cluster's identities: deletes those no node
+    /// references any more (the operator's job in Cilium; any agent may do it, the
+    /// allocator's per-label-set locks keep concurrent rounds safe).
+    pub async fn collect_unused(&self) -> Result<GcStats, AllocatorError> {
+        self.allocator.gc_once().await
     }
 
     /// Drops this node's reference on `labels` (in the background).
