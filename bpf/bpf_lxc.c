@@ -18,6 +18,12 @@
  *   handle_policy       tail-call target in cilium_call_policy[LXC_ID]: local
  *                       delivery into this endpoint from anywhere
  *
+ * Services (lib/lb4.h): a packet from the pod to a service frontend is
+ * translated to a backend first, in cil_from_container, before conntrack
+ * and policy, so both see the backend; replies are translated back where
+ * they enter the client (handle_policy, cil_to_container), hairpinned
+ * replies (the pod was its own backend) in cil_from_container.
+ *
  * Policy (lib/policy.h) is checked on the first packet of a connection
  * only, after conntrack: egress in cil_from_container against the
  * destination's identity, ingress in handle_policy and cil_to_container
@@ -45,6 +51,7 @@
 #include "lib/fib.h"
 #include "lib/local_delivery.h"
 #include "lib/policy.h"
+#include "lib/lb4.h"
 #include "lib/layout.h"
 
 #define THIS_SOURCE_FILE	SOURCE_FILE_BPF_LXC
@@ -162,6 +169,31 @@ static __always_inline __u32 remote_identity4(__be32 addr)
 }
 
 /*
+ * A hairpinned connection's reply (pod -> IPV4_LOOPBACK): translated back
+ * to frontend -> pod and put straight back into the pod.
+ */
+static __always_inline int hairpin_reply4(struct __sk_buff *ctx, __u32 l4_off,
+					  struct ct_packet *pkt)
+{
+	struct ethhdr *eth;
+	struct iphdr *ip4;
+	int ret;
+
+	ret = lb4_rev_nat(ctx, l4_off, &pkt->tuple, pkt->rev_nat_index,
+			  LXC_IPV4);
+	if (IS_DROP(ret))
+		return ret;
+	ret = ipv4_load(ctx, &ip4);
+	if (IS_DROP(ret))
+		return ret;
+	/* ipv4_load() checked that the Ethernet header precedes ip4. */
+	eth = (void *)ip4 - ETH_HLEN;
+	eth_rewrite(eth, LXC_MAC, NODE_MAC);
+	update_metrics(ctx->len, METRIC_INGRESS, REASON_FORWARDED);
+	return bpf_redirect_peer(LXC_IFINDEX, 0);
+}
+
+/*
  * Whether conntrack saw the first packet of a connection: no entry, or a
  * closed entry a fresh SYN reopened.
  */
@@ -180,6 +212,7 @@ static __always_inline int handle_ipv4_from_lxc(struct __sk_buff *ctx,
 	struct iphdr *ip4;
 	__u32 dst_label = 0;
 	__be32 daddr;
+	__u32 l4_off;
 	int ret;
 
 	ret = ipv4_load(ctx, &ip4);
@@ -187,14 +220,22 @@ static __always_inline int handle_ipv4_from_lxc(struct __sk_buff *ctx,
 		return ret;
 	if (ip4->saddr != LXC_IPV4)
 		return DROP_INVALID_SIP;
-	daddr = ip4->daddr;
+	l4_off = ipv4_l4_offset(ip4);
 
 	ret = ct_extract4(ctx, ip4, &pkt);
 	if (IS_DROP(ret))
 		return ret;
+	ret = lb4_local(ctx, l4_off, &pkt, LXC_IPV4);
+	if (IS_DROP(ret))
+		return ret;
+	daddr = pkt.tuple.daddr;
 	ret = ct_lookup4(&pkt, CT_EGRESS, &tctx);
+	if (ret == CT_REPLY && pkt.loopback)
+		return hairpin_reply4(ctx, l4_off, &pkt);
 	/* The destination's identity costs two lookups; only policy needs it here. */
-	if (ct_is_new(ret, &tctx) && policy_enforced(lxc_id(), POLICY_F_EGRESS)) {
+	/* A pod reaching itself through a service is not policed (hairpin). */
+	if (ct_is_new(ret, &tctx) && !pkt.loopback &&
+	    policy_enforced(lxc_id(), POLICY_F_EGRESS)) {
 		*dst_sec = remote_identity4(daddr);
 		ret = policy_check_new4(ctx, lxc_id(), *dst_sec, true, &pkt);
 		if (IS_DROP(ret))
@@ -276,17 +317,24 @@ static __always_inline int ipv4_to_endpoint(struct __sk_buff *ctx,
 	struct ethhdr *eth;
 	struct iphdr *ip4;
 	__be32 saddr;
+	__u32 l4_off;
 	int ret;
 
 	ret = ipv4_load(ctx, &ip4);
 	if (IS_DROP(ret))
 		return ret;
 	saddr = ip4->saddr;
+	l4_off = ipv4_l4_offset(ip4);
 	ret = ct_extract4(ctx, ip4, &pkt);
 	if (IS_DROP(ret))
 		return ret;
 	ret = ct_lookup4(&pkt, CT_INGRESS, &tctx);
-	if (ct_is_new(ret, &tctx)) {
+	if (ct_is_new(ret, &tctx) && saddr == IPV4_LOOPBACK) {
+		/* The pod reaching itself through a service: no policy, as
+		 * in Cilium; the entry remembers the frontend for the reply. */
+		pkt.loopback = true;
+		pkt.rev_nat_index = lb4_loopback_rev_nat(&pkt.tuple);
+	} else if (ct_is_new(ret, &tctx)) {
 		if (!*src_label)
 			*src_label = ipcache_source_identity4(saddr);
 		ret = policy_check_new4(ctx, lxc_id(), *src_label, false, &pkt);
@@ -295,6 +343,12 @@ static __always_inline int ipv4_to_endpoint(struct __sk_buff *ctx,
 	}
 	if (ret == CT_NEW) {
 		ret = ct_create_new4(&pkt, *src_label, &tctx);
+		if (IS_DROP(ret))
+			return ret;
+	}
+	if (ret == CT_REPLY && pkt.rev_nat_index && !pkt.loopback) {
+		ret = lb4_rev_nat(ctx, l4_off, &pkt.tuple, pkt.rev_nat_index,
+				  pkt.tuple.daddr);
 		if (IS_DROP(ret))
 			return ret;
 	}
@@ -365,17 +419,26 @@ static __always_inline int handle_ipv4_to_lxc(struct __sk_buff *ctx,
 	struct trace_ctx tctx = {};
 	struct ct_packet pkt = {};
 	struct iphdr *ip4;
+	__u32 l4_off;
 	int ret;
 
 	ret = ipv4_load(ctx, &ip4);
 	if (IS_DROP(ret))
 		return ret;
 	*saddr = ip4->saddr;
+	l4_off = ipv4_l4_offset(ip4);
 
 	ret = ct_extract4(ctx, ip4, &pkt);
 	if (IS_DROP(ret))
 		return ret;
 	ret = ct_lookup4(&pkt, CT_INGRESS, &tctx);
+	if (ret == CT_REPLY && pkt.rev_nat_index && !pkt.loopback) {
+		ret = lb4_rev_nat(ctx, l4_off, &pkt.tuple, pkt.rev_nat_index,
+				  pkt.tuple.daddr);
+		if (IS_DROP(ret))
+			return ret;
+		ret = CT_REPLY;
+	}
 	if (ct_is_new(ret, &tctx)) {
 		*src_label = remote_identity4(*saddr);
 		ret = policy_check_new4(ctx, lxc_id(), *src_label, false, &pkt);

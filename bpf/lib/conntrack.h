@@ -13,6 +13,17 @@
  * CT_NEW. tx_* counters count the creating direction, rx_* the reply.
  * ICMP echo uses the identifier as a port: the request's source port, the
  * reply's destination port, so replies match their request.
+ *
+ * Service connections (lib/lb4.h) have two kinds of entries:
+ *   - the service entry, keyed by the packet's tuple before translation
+ *     (client -> frontend) with TUPLE_F_SERVICE: backend_id (in place of
+ *     rx_packets, which it shares storage with) is the backend chosen for the
+ *     connection, rev_nat_index the frontend's; only lifetime and tx_closing
+ *     are maintained besides;
+ *   - the ordinary entries of the translated tuple (client -> backend),
+ *     whose rev_nat_index (network order) says the connection was
+ *     translated, so that ct_lookup4 hands it to the reply path, and whose
+ *     lb_loopback marks a hairpinned connection (source IPV4_LOOPBACK).
  */
 #pragma once
 
@@ -78,7 +89,10 @@ struct ipv4_ct_tuple {
 } __attribute__((packed));
 
 struct ct_entry {
-	__u64	rx_packets;
+	union {
+		__u64	rx_packets;
+		__u64	backend_id;	/* service entries (TUPLE_F_SERVICE) */
+	};
 	__u64	rx_bytes;
 	__u64	tx_packets;
 	__u64	tx_bytes;
@@ -125,11 +139,17 @@ struct {
  * @tuple: the packet's own tuple (flags set by ct_lookup4)
  * @tcp_flags: TCP flags of the packet (0 for other protocols)
  * @len: full packet length, for the byte counters
+ * @rev_nat_index: the connection's reverse-NAT index (network order, 0 when
+ *                 it was not load-balanced): read from the entry ct_lookup4
+ *                 found, stored in the entry ct_create_new4 creates
+ * @loopback: the connection is hairpinned (same two ways as @rev_nat_index)
  */
 struct ct_packet {
 	struct ipv4_ct_tuple	tuple;
 	__u8			tcp_flags;
 	__u32			len;
+	__u16			rev_nat_index;
+	bool			loopback;
 };
 
 /**
@@ -156,6 +176,8 @@ static __always_inline int ct_extract4(struct __sk_buff *ctx,
 	pkt->tuple.dport = 0;
 	pkt->tcp_flags = 0;
 	pkt->len = ctx->len;
+	pkt->rev_nat_index = 0;
+	pkt->loopback = false;
 
 	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP &&
 	    proto != IPPROTO_ICMP)
@@ -328,6 +350,8 @@ static __always_inline int ct_create4(const struct ct_packet *pkt,
 	entry.tx_flags_seen = pkt->tcp_flags;
 	entry.last_tx_report = now;
 	entry.src_sec_id = src_sec_id;
+	entry.rev_nat_index = pkt->rev_nat_index;
+	entry.lb_loopback = pkt->loopback;
 	if (pkt->tuple.nexthdr == IPPROTO_TCP && !(pkt->tcp_flags & TCP_FLAG_SYN))
 		entry.seen_non_syn = 1;
 	entry.lifetime = now + ct_lifetime(&entry, pkt->tuple.nexthdr);
@@ -360,6 +384,8 @@ static __always_inline int ct_lookup4(struct ct_packet *pkt, enum ct_dir dir,
 
 	entry = bpf_map_lookup_elem(map, &pkt->tuple);
 	if (entry) {
+		pkt->rev_nat_index = entry->rev_nat_index;
+		pkt->loopback = entry->lb_loopback;
 		if (ct_reopen(entry, pkt)) {
 			ct_account(entry, pkt, false, now);
 			tctx->reason = TRACE_REASON_POLICY;
@@ -376,6 +402,8 @@ static __always_inline int ct_lookup4(struct ct_packet *pkt, enum ct_dir dir,
 	entry = bpf_map_lookup_elem(map, &pkt->tuple);
 	ct_tuple_reverse4(&pkt->tuple);
 	if (entry) {
+		pkt->rev_nat_index = entry->rev_nat_index;
+		pkt->loopback = entry->lb_loopback;
 		tctx->monitor = ct_account(entry, pkt, true, now);
 		tctx->reason = TRACE_REASON_CT_REPLY;
 		return CT_REPLY;

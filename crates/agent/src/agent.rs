@@ -73,6 +73,7 @@ pub struct Agent {
     pub identities: Arc<Identities>,
     pub identity_cache: cilium_identity::IdentityCache,
     pub policy: PolicyEngine,
+    pub services: Arc<crate::services::Services>,
 }
 
 impl Agent {

@@ -40,6 +40,8 @@ pub fn router(agent: Arc<Agent>) -> Router {
         )
         .route("/v1/policy/resolve", get(trace_policy).post(trace_policy))
         .route("/v1/kvstore", get(kvstore_get))
+        .route("/v1/service", get(list_services))
+        .route("/v1/service/{id}", get(get_service))
         .route(
             "/v1/resources",
             axum::routing::put(apply_resources).delete(delete_resources),
@@ -55,6 +57,20 @@ async fn healthz(State(agent): State<Arc<Agent>>) -> Response {
         msg: store.to_string(),
     });
     Json(status).into_response()
+}
+
+/// `GET /v1/service` (`cilium service list`).
+async fn list_services(State(agent): State<Arc<Agent>>) -> Response {
+    Json(agent.services.list()).into_response()
+}
+
+/// `GET /v1/service/{id}` (`cilium service get`): the frontend with that ID (reverse-NAT
+/// index); its external-scope entry when it has two.
+async fn get_service(State(agent): State<Arc<Agent>>, Path(id): Path<u16>) -> Response {
+    match agent.services.list().into_iter().find(|s| s.spec.id == id) {
+        Some(service) => Json(service).into_response(),
+        None => error_response(StatusCode::NOT_FOUND, format!("service {id} not found")),
+    }
 }
 
 async fn get_policy(State(agent): State<Arc<Agent>>) -> Response {

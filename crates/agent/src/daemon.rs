@@ -101,6 +101,16 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         }
     }
 
+    let services = crate::services::Services::open(
+        cilium_loadbalancer::LbConfig {
+            node_name: config.node_name.clone(),
+            node_ips: vec![node_ip],
+            default_algorithm: cilium_loadbalancer::Algorithm::Random,
+            maglev: Default::default(),
+        },
+        &cilium_datapath::bpffs::BpfPaths::new(config.bpf_root.clone()),
+    )
+    .context("opening the service load balancer")?;
     let identity_cache = cilium_identity::IdentityCache::start(Arc::clone(cluster.store()))
         .await
         .context("following the cluster's identities")?;
@@ -114,10 +124,12 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         identities: Arc::new(identities),
         identity_cache,
         policy: PolicyEngine::new(config.enable_policy),
+        services: Arc::new(services),
     });
     tokio::spawn(identity::run_worker(Arc::clone(&agent), identity_queue));
     spawn_policy_refresh(Arc::clone(&agent));
     tokio::spawn(crate::resources::follow(Arc::clone(&agent)));
+    tokio::spawn(crate::services::run(Arc::clone(&agent)));
 
     let hubble = crate::hubble::start(&agent).await?;
     monitor_server::start(&config.monitor_socket(), prepared.events, hubble)?;

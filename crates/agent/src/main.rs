@@ -16,6 +16,7 @@ mod pod_metadata;
 mod policy;
 mod policy_trace;
 mod resources;
+mod services;
 
 use clap::Parser;
 

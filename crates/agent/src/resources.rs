@@ -40,6 +40,8 @@ pub enum ResourceError {
     Unnamed { index: usize, kind: String },
     #[error("writing to the kvstore")]
     Store(#[from] KvError),
+    #[error("assigning service addresses")]
+    ServiceAddresses(#[from] crate::services::alloc::AllocError),
 }
 
 /// Prefix of every resource of `cluster`.
@@ -98,11 +100,32 @@ pub async fn apply(
 ) -> Result<Vec<String>, ResourceError> {
     let objects = documents(cluster, text)?;
     let mut keys = Vec::with_capacity(objects.len());
-    for (key, value) in objects {
+    for (key, mut value) in objects {
+        if key.contains("/Service/") {
+            value = with_service_addresses(store, cluster, &key, &value).await?;
+        }
         store.put(&key, value, None).await?;
         keys.push(key);
     }
     Ok(keys)
+}
+
+/// A Service object with its cluster IP and node ports filled in as the API server would
+/// ([`crate::services::alloc`]), keeping those of the version already stored.
+async fn with_service_addresses(
+    store: &dyn KvStore,
+    cluster: &str,
+    key: &str,
+    value: &[u8],
+) -> Result<Vec<u8>, ResourceError> {
+    let mut service: serde_json::Value =
+        serde_json::from_slice(value).expect("documents() produced JSON");
+    let previous = store
+        .get(key)
+        .await?
+        .and_then(|kv| serde_json::from_slice::<serde_json::Value>(&kv.value).ok());
+    crate::services::alloc::assign(store, cluster, &mut service, previous.as_ref()).await?;
+    Ok(serde_json::to_vec(&service).expect("JSON values serialize"))
 }
 
 /// `cilium delete -f`: removes every object of `text`; returns the keys that existed.
@@ -114,7 +137,14 @@ pub async fn delete(
     let objects = documents(cluster, text)?;
     let mut deleted = Vec::new();
     for (key, _) in objects {
+        let stored = store.get(&key).await?;
         if store.delete(&key).await? {
+            if let Some(Ok(service)) = stored
+                .filter(|_| key.contains("/Service/"))
+                .map(|kv| serde_json::from_slice::<serde_json::Value>(&kv.value))
+            {
+                crate::services::alloc::release(store, cluster, &service).await?;
+            }
             deleted.push(key);
         }
     }
@@ -180,7 +210,8 @@ fn apply_event(
                     agent.policy.upsert(&policy);
                     changes.policies = true;
                 }
-                Ok(PolicyDocument::Other { raw, .. }) => {
+                Ok(PolicyDocument::Other { kind, raw, .. }) => {
+                    agent.services.upsert_object(&kv.key, &kind, &raw);
                     match agent.identities.metadata().upsert(&kv.key, &raw) {
                         Ok(change) => changes.pods.extend(change),
                         Err(error) => {
@@ -198,9 +229,12 @@ fn apply_event(
                 agent.policy.delete(&source);
                 changes.policies = true;
             }
-            None => changes
-                .pods
-                .extend(agent.identities.metadata().remove(&key)),
+            None => {
+                agent.services.remove_object(&key);
+                changes
+                    .pods
+                    .extend(agent.identities.metadata().remove(&key));
+            }
         },
     }
 }

@@ -102,6 +102,16 @@ impl AgentClient {
         self.get("/v1/config")
     }
 
+    /// `GET /v1/service`: every service frontend of the node.
+    pub fn services(&self) -> Result<Vec<crate::models::Service>, ClientError> {
+        self.get("/v1/service")
+    }
+
+    /// `GET /v1/service/{id}`: one frontend by ID.
+    pub fn service(&self, id: u16) -> Result<crate::models::Service, ClientError> {
+        self.get(&format!("/v1/service/{id}"))
+    }
+
     pub fn endpoints(&self) -> Result<Vec<Endpoint>, ClientError> {
         self.get("/v1/endpoint")
     }

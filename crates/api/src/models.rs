@@ -380,3 +380,64 @@ pub struct TraceSide {
     pub rules: Vec<String>,
     pub reason: String,
 }
+
+/// A frontend of a service (Cilium's `FrontendAddress`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct FrontendAddress {
+    pub ip: String,
+    pub port: u16,
+    /// `TCP` or `UDP`.
+    pub protocol: String,
+    /// `external` (default) or `internal`.
+    #[serde(default)]
+    pub scope: String,
+}
+
+/// A backend of a service (Cilium's `BackendAddress`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct BackendAddress {
+    pub ip: String,
+    pub port: u16,
+    pub protocol: String,
+    /// `active` or `terminating`.
+    pub state: String,
+    /// The node-local backend ID of the datapath's maps.
+    #[serde(default)]
+    pub id: u32,
+}
+
+/// What kind of frontend a service entry is, and whose (Cilium's `ServiceSpec.flags`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ServiceSpecFlags {
+    /// `ClusterIP`, `NodePort`, `LoadBalancer` or `ExternalIPs`.
+    #[serde(rename = "type")]
+    pub service_type: String,
+    pub name: String,
+    pub namespace: String,
+    /// `random` or `maglev`.
+    #[serde(default)]
+    pub algorithm: String,
+    /// Session-affinity timeout in seconds with `sessionAffinity: ClientIP`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity_timeout: Option<u32>,
+}
+
+/// One frontend with its backends (Cilium's `ServiceSpec`); `id` is the reverse-NAT index.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ServiceSpec {
+    pub id: u16,
+    pub frontend_address: FrontendAddress,
+    #[serde(default)]
+    pub backend_addresses: Vec<BackendAddress>,
+    pub flags: ServiceSpecFlags,
+}
+
+/// `GET /v1/service` element (Cilium's `Service`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Service {
+    pub spec: ServiceSpec,
+}

@@ -88,6 +88,9 @@ pub enum Command {
         #[arg(short = 'f', long = "filename")]
         file: std::path::PathBuf,
     },
+    /// Show the node's service frontends and backends
+    #[command(subcommand)]
+    Service(ServiceCommand),
     /// Inspect the agent's BPF maps directly
     #[command(subcommand)]
     Bpf(BpfCommand),
@@ -203,6 +206,31 @@ pub enum BpfCommand {
     /// An endpoint's policy map (`cilium_policy_v2_<id>`)
     #[command(subcommand)]
     Policy(BpfPolicyCommand),
+    /// Service load-balancing maps (`cilium_lb4_*`)
+    #[command(subcommand)]
+    Lb(BpfLbCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BpfLbCommand {
+    /// List the services map's frontends and backend slots
+    #[command(visible_alias = "ls")]
+    List,
+    /// Maglev lookup tables (`cilium_lb4_maglev`)
+    #[command(subcommand)]
+    Maglev(ListOnly),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServiceCommand {
+    /// List every service frontend with its backends
+    #[command(visible_alias = "ls")]
+    List,
+    /// Show one frontend by ID
+    Get {
+        /// Service ID (the frontend's reverse-NAT index)
+        id: u16,
+    },
 }
 
 #[derive(Debug, Subcommand)]

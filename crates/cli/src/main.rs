@@ -12,8 +12,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use cli::{
-    BpfCommand, BpfPolicyCommand, Cli, Command, CtCommand, CtScope, EndpointCommand,
-    IdentityCommand, KvstoreCommand, ListOnly, PolicyCommand,
+    BpfCommand, BpfLbCommand, BpfPolicyCommand, Cli, Command, CtCommand, CtScope, EndpointCommand,
+    IdentityCommand, KvstoreCommand, ListOnly, PolicyCommand, ServiceCommand,
 };
 use output::OutputError;
 use target::AgentTarget;
@@ -75,7 +75,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 BpfCommand::Policy(BpfPolicyCommand::Get { endpoint_id }) => {
                     commands::bpf_policy::get(&root, &target, endpoint_id, cli.output)?
                 }
+                BpfCommand::Lb(BpfLbCommand::List) => commands::bpf_lb::list(&root, cli.output)?,
+                BpfCommand::Lb(BpfLbCommand::Maglev(ListOnly::List)) => {
+                    commands::bpf_lb::maglev_list(&root, cli.output)?
+                }
             }
+        }
+        Command::Service(ServiceCommand::List) => commands::service::list(&target, cli.output)?,
+        Command::Service(ServiceCommand::Get { id }) => {
+            commands::service::get(&target, id, cli.output)?
         }
         Command::Monitor(args) => commands::monitor::run(&target, cli.output, &args)?,
     }

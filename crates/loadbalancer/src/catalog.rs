@@ -71,6 +71,14 @@ impl Catalog {
             .insert(pod.name.clone(), pod);
     }
 
+    /// Replaces every pod with `pods`.
+    pub fn set_pods(&mut self, pods: impl IntoIterator<Item = PodInfo>) {
+        self.pods.clear();
+        for pod in pods {
+            self.upsert_pod(pod);
+        }
+    }
+
     /// Removes a pod.
     pub fn remove_pod(&mut self, name: &ObjectName) -> Option<PodInfo> {
         let pods = self.pods.get_mut(&name.namespace)?;

@@ -3,6 +3,7 @@
 pub mod bpf_ct;
 pub mod bpf_endpoint;
 pub mod bpf_ipcache;
+pub mod bpf_lb;
 pub mod bpf_metrics;
 pub mod bpf_policy;
 pub mod config;
@@ -13,4 +14,5 @@ pub mod monitor;
 pub mod node;
 pub mod policy;
 pub mod policy_trace;
+pub mod service;
 pub mod status;

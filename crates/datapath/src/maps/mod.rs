@@ -8,6 +8,7 @@
 mod call_policy;
 mod ct;
 mod ipcache;
+mod lb;
 mod lxc;
 mod metrics;
 mod policy;
@@ -23,6 +24,7 @@ pub use crate::abi::PolicyEntry;
 pub use call_policy::CallPolicyMap;
 pub use ct::{monotonic_seconds, CtEntryRecord, CtMap, CtMapKind};
 pub use ipcache::{IpcacheEntry, IpcacheMap};
+pub use lb::{LbMaps, Unreadable};
 pub use lxc::{LxcEntry, LxcMap};
 pub use metrics::{MetricsEntry, MetricsMap};
 pub use policy::{
@@ -78,6 +80,16 @@ pub enum MapsError {
     InvalidPolicyKey {
         /// The key.
         key: PolicyMapKey,
+    },
+    /// A Maglev table whose size is not the one the C code is compiled for.
+    #[error("Maglev table {rev_nat} has {len} entries; the datapath takes {expected}")]
+    MaglevTableSize {
+        /// Reverse-NAT index of the table.
+        rev_nat: u16,
+        /// Its size.
+        len: usize,
+        /// `LB_MAGLEV_LUT_SIZE`.
+        expected: usize,
     },
     /// The endpoint id is outside `cilium_call_policy`.
     #[error("endpoint id {id} is outside the policy program array (max {max})")]

@@ -1,0 +1,443 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * lb4.h - per-packet IPv4 service load balancing over the maps of lb.h.
+ *
+ * A packet leaving a pod (bpf_lxc cil_from_container) whose destination is
+ * a service frontend is translated before conntrack and policy see it:
+ *
+ *   1. lb4_lookup_service() finds the frontend's master entry: the default
+ *      (external) scope first, then the internal scope when the master says
+ *      the frontend has two (SVC_FLAG_TWO_SCOPES); pod traffic is in-cluster
+ *      traffic, so it takes the internal entry when there is one.
+ *   2. The connection's service entry is looked up in the conntrack map of
+ *      its protocol: the packet's own tuple (client -> frontend) with
+ *      TUPLE_F_SERVICE. It records the backend chosen for the connection in
+ *      backend_id and the frontend's rev_nat_index, so every packet of the
+ *      connection goes to the same backend while the backend exists, even
+ *      when the service's slots change (a terminating backend keeps its
+ *      connections; new ones never pick it).
+ *   3. Without an entry, or when its backend is gone, a backend is chosen:
+ *      session affinity (cilium_lb4_affinity, client address + reverse-NAT
+ *      index, valid while cilium_lb_affinity_match lists the backend and the
+ *      timeout has not passed), else the service's algorithm: random slot
+ *      (bpf_get_prandom_u32() % count + 1) or the Maglev table entry at
+ *      hash(5-tuple) % LB_MAGLEV_LUT_SIZE. A master with count 0 drops at
+ *      once with DROP_NO_SERVICE.
+ *   4. lb4_dnat() rewrites daddr/dport with the L3 and (pseudo-header) L4
+ *      checksum fixes; conntrack then tracks the translated tuple and its
+ *      entry carries rev_nat_index, which the reply path uses.
+ *
+ * Replies are translated back (lb4_rev_nat) where they enter the client's
+ * endpoint: the client's egress entry found as CT_REPLY names the
+ * reverse-NAT index, whose cilium_lb4_reverse_nat entry is the frontend the
+ * reply's source becomes.
+ *
+ * Hairpin: when the backend chosen is the client itself, the source is also
+ * rewritten to IPV4_LOOPBACK (169.254.42.1, Cilium's address for this), so
+ * the pod's reply leaves the pod (to the loopback address, through the veth)
+ * instead of being answered inside it; the reply is translated back to
+ * frontend -> client and redirected straight into the pod.
+ */
+#pragma once
+
+#include <linux/ip.h>
+#include <linux/in.h>
+
+#include "common.h"
+#include "conntrack.h"
+#include "drop.h"
+#include "lb.h"
+
+/* Source address of hairpinned service traffic (Cilium's IPV4_LOOPBACK). */
+#define IPV4_LOOPBACK		bpf_htonl(0xa9fe2a01)	/* 169.254.42.1 */
+
+#define IP_CSUM_OFF		offsetof(struct iphdr, check)
+#define IP_DADDR_OFF		offsetof(struct iphdr, daddr)
+#define IP_SADDR_OFF		offsetof(struct iphdr, saddr)
+#define TCP_CSUM_OFF		16
+#define UDP_CSUM_OFF		6
+
+/**
+ * struct lb4_frontend - the frontend a packet was addressed to
+ * @key: services-map key of the master entry (slot 0) that matched
+ * @svc: that master entry
+ */
+struct lb4_frontend {
+	struct lb4_key key;
+	struct lb4_service *svc;
+};
+
+/**
+ * lb4_lookup_service - find the master entry of a packet's destination
+ * @tuple: the packet's conntrack tuple (daddr, dport, nexthdr are used)
+ * @fe: receives the key and entry
+ *
+ * Returns true on a hit.
+ */
+static __always_inline bool lb4_lookup_service(const struct ipv4_ct_tuple *tuple,
+					       struct lb4_frontend *fe)
+{
+	struct lb4_service *svc;
+
+	if (tuple->nexthdr != IPPROTO_TCP && tuple->nexthdr != IPPROTO_UDP)
+		return false;
+	__builtin_memset(&fe->key, 0, sizeof(fe->key));
+	fe->key.address = tuple->daddr;
+	fe->key.dport = tuple->dport;
+	fe->key.proto = tuple->nexthdr;
+	fe->key.scope = LB_LOOKUP_SCOPE_EXT;
+	svc = bpf_map_lookup_elem(&cilium_lb4_services_v2, &fe->key);
+	if (!svc)
+		return false;
+	if (svc->flags2 & SVC_FLAG_TWO_SCOPES) {
+		struct lb4_service *internal;
+
+		fe->key.scope = LB_LOOKUP_SCOPE_INT;
+		internal = bpf_map_lookup_elem(&cilium_lb4_services_v2, &fe->key);
+		if (internal)
+			svc = internal;
+		else
+			fe->key.scope = LB_LOOKUP_SCOPE_EXT;
+	}
+	fe->svc = svc;
+	return true;
+}
+
+/* A 32-bit mix of the 5-tuple, the same for every packet of a flow. */
+static __always_inline __u32 lb4_flow_hash(const struct ipv4_ct_tuple *tuple)
+{
+	__u32 h = 0x9e3779b9;
+
+	h ^= tuple->saddr;
+	h *= 0x85ebca6b;
+	h ^= tuple->daddr + (h >> 13);
+	h *= 0xc2b2ae35;
+	h ^= ((__u32)tuple->sport << 16 | tuple->dport) + (h >> 16);
+	h *= 0x85ebca6b;
+	h ^= tuple->nexthdr + (h >> 13);
+	h *= 0xc2b2ae35;
+	h ^= h >> 16;
+	return h;
+}
+
+/* The backend in slot @slot of the frontend @fe, 0 when there is none. */
+static __always_inline __u32 lb4_slot_backend(const struct lb4_frontend *fe,
+					      __u16 slot)
+{
+	struct lb4_key key = fe->key;
+	struct lb4_service *entry;
+
+	key.backend_slot = slot;
+	entry = bpf_map_lookup_elem(&cilium_lb4_services_v2, &key);
+	return entry ? entry->backend_id : 0;
+}
+
+/* The Maglev table's backend for @tuple, 0 when the table is missing. */
+static __always_inline __u32 lb4_maglev_backend(const struct lb4_frontend *fe,
+						const struct ipv4_ct_tuple *tuple)
+{
+	__u16 rev_nat = fe->svc->rev_nat_index;
+	__u32 index = lb4_flow_hash(tuple) % LB_MAGLEV_LUT_SIZE;
+	__u32 zero = 0;
+	__u32 *table;
+	void *inner;
+
+	inner = bpf_map_lookup_elem(&cilium_lb4_maglev, &rev_nat);
+	if (!inner)
+		return 0;
+	table = bpf_map_lookup_elem(inner, &zero);
+	/* Hide from the compiler that the modulo bounds it, so the check
+	 * the verifier needs survives. */
+	asm volatile("" : "+r"(index));
+	if (!table || index >= LB_MAGLEV_LUT_SIZE)
+		return 0;
+	return table[index];
+}
+
+/* The session-affinity backend of @client for @fe, 0 when none is valid. */
+static __always_inline __u32 lb4_affinity_backend(const struct lb4_frontend *fe,
+						  __be32 client, __u32 now)
+{
+	struct lb4_affinity_key key = {};
+	struct lb_affinity_match match = {};
+	struct lb_affinity_val *val;
+	__u32 timeout = fe->svc->affinity_timeout & AFFINITY_TIMEOUT_MASK;
+
+	key.client_id.client_ip = client;
+	key.rev_nat_id = fe->svc->rev_nat_index;
+	val = bpf_map_lookup_elem(&cilium_lb4_affinity, &key);
+	if (!val)
+		return 0;
+	if (now - val->last_used > timeout) {
+		bpf_map_delete_elem(&cilium_lb4_affinity, &key);
+		return 0;
+	}
+	match.backend_id = val->backend_id;
+	match.rev_nat_id = fe->svc->rev_nat_index;
+	if (!bpf_map_lookup_elem(&cilium_lb_affinity_match, &match))
+		return 0;
+	val->last_used = now;
+	return val->backend_id;
+}
+
+static __always_inline void lb4_affinity_remember(const struct lb4_frontend *fe,
+						  __be32 client, __u32 backend_id,
+						  __u32 now)
+{
+	struct lb4_affinity_key key = {};
+	struct lb_affinity_val val = {};
+
+	key.client_id.client_ip = client;
+	key.rev_nat_id = fe->svc->rev_nat_index;
+	val.last_used = now;
+	val.backend_id = backend_id;
+	bpf_map_update_elem(&cilium_lb4_affinity, &key, &val, BPF_ANY);
+}
+
+/**
+ * lb4_select_backend - choose a backend for a new connection
+ * @fe: the frontend
+ * @tuple: the connection's tuple before translation
+ *
+ * Returns the backend ID, or 0 when the frontend has none.
+ */
+static __always_inline __u32 lb4_select_backend(const struct lb4_frontend *fe,
+						const struct ipv4_ct_tuple *tuple)
+{
+	__u16 count = fe->svc->count;
+	__u32 algorithm = fe->svc->affinity_timeout >> LB_ALGORITHM_SHIFT;
+	bool affinity = fe->svc->flags & SVC_FLAG_AFFINITY;
+	__u32 now = bpf_now_sec();
+	__u32 backend_id = 0;
+
+	if (!count)
+		return 0;
+	if (affinity) {
+		backend_id = lb4_affinity_backend(fe, tuple->saddr, now);
+		if (backend_id)
+			return backend_id;
+	}
+	if (algorithm == LB_SELECTION_MAGLEV)
+		backend_id = lb4_maglev_backend(fe, tuple);
+	else if (algorithm == LB_SELECTION_FIRST)
+		backend_id = lb4_slot_backend(fe, 1);
+	if (!backend_id)
+		backend_id = lb4_slot_backend(fe, bpf_get_prandom_u32() % count + 1);
+	if (backend_id && affinity)
+		lb4_affinity_remember(fe, tuple->saddr, backend_id, now);
+	return backend_id;
+}
+
+/* Rewrite a 4-byte address at @off, with both checksums. */
+static __always_inline int lb4_rewrite_addr(struct __sk_buff *ctx, __u32 off,
+					    __u32 l4_csum_off, __u8 proto,
+					    __be32 old, __be32 new)
+{
+	__u64 flags = BPF_F_PSEUDO_HDR | sizeof(new);
+
+	if (proto == IPPROTO_UDP)
+		flags |= BPF_F_MARK_MANGLED_0;
+	if (bpf_l4_csum_replace(ctx, l4_csum_off, old, new, flags) < 0)
+		return DROP_CSUM_L4;
+	if (bpf_l3_csum_replace(ctx, ETH_HLEN + IP_CSUM_OFF, old, new,
+				sizeof(new)) < 0)
+		return DROP_CSUM_L3;
+	if (bpf_skb_store_bytes(ctx, ETH_HLEN + off, &new, sizeof(new), 0) < 0)
+		return DROP_WRITE_ERROR;
+	return 0;
+}
+
+/* Rewrite a port at @off (from the start of L4), with the L4 checksum. */
+static __always_inline int lb4_rewrite_port(struct __sk_buff *ctx, __u32 l4_off,
+					    __u32 off, __u32 l4_csum_off,
+					    __u8 proto, __be16 old, __be16 new)
+{
+	__u64 flags = sizeof(new);
+
+	if (old == new)
+		return 0;
+	if (proto == IPPROTO_UDP)
+		flags |= BPF_F_MARK_MANGLED_0;
+	if (bpf_l4_csum_replace(ctx, l4_csum_off, old, new, flags) < 0)
+		return DROP_CSUM_L4;
+	if (bpf_skb_store_bytes(ctx, l4_off + off, &new, sizeof(new), 0) < 0)
+		return DROP_WRITE_ERROR;
+	return 0;
+}
+
+/* Offset of the L4 checksum of a TCP or UDP packet whose L4 header is at @l4_off. */
+static __always_inline __u32 lb4_l4_csum_off(__u8 proto, __u32 l4_off)
+{
+	return l4_off + (proto == IPPROTO_TCP ? TCP_CSUM_OFF : UDP_CSUM_OFF);
+}
+
+/**
+ * lb4_rewrite - rewrite the source and/or destination of a TCP/UDP packet
+ * @ctx: packet context (Ethernet + IPv4 without options are assumed at
+ *       ETH_HLEN; @l4_off gives the L4 header)
+ * @l4_off: offset of the L4 header
+ * @tuple: the packet's tuple before the rewrite; updated to after it
+ * @saddr, @sport, @daddr, @dport: the new values
+ *
+ * Returns 0 or a DROP_* reason.
+ */
+static __always_inline int lb4_rewrite(struct __sk_buff *ctx, __u32 l4_off,
+				       struct ipv4_ct_tuple *tuple,
+				       __be32 saddr, __be16 sport,
+				       __be32 daddr, __be16 dport)
+{
+	__u8 proto = tuple->nexthdr;
+	__u32 csum_off = lb4_l4_csum_off(proto, l4_off);
+	int ret;
+
+	if (daddr != tuple->daddr) {
+		ret = lb4_rewrite_addr(ctx, IP_DADDR_OFF, csum_off, proto,
+				       tuple->daddr, daddr);
+		if (ret)
+			return ret;
+	}
+	if (saddr != tuple->saddr) {
+		ret = lb4_rewrite_addr(ctx, IP_SADDR_OFF, csum_off, proto,
+				       tuple->saddr, saddr);
+		if (ret)
+			return ret;
+	}
+	ret = lb4_rewrite_port(ctx, l4_off, 2, csum_off, proto, tuple->dport,
+			       dport);
+	if (ret)
+		return ret;
+	ret = lb4_rewrite_port(ctx, l4_off, 0, csum_off, proto, tuple->sport,
+			       sport);
+	if (ret)
+		return ret;
+	tuple->saddr = saddr;
+	tuple->sport = sport;
+	tuple->daddr = daddr;
+	tuple->dport = dport;
+	return 0;
+}
+
+/* Reuse a connection's service entry unless a fresh SYN follows its close. */
+static __always_inline bool lb4_entry_reusable(struct ct_entry *entry,
+					       const struct ct_packet *pkt,
+					       __u16 rev_nat_index)
+{
+	if (entry->rev_nat_index != rev_nat_index)
+		return false;
+	if (pkt->tuple.nexthdr != IPPROTO_TCP)
+		return true;
+	if (entry->tx_closing &&
+	    (pkt->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN)
+		return false;
+	if (pkt->tcp_flags & (TCP_FLAG_FIN | TCP_FLAG_RST))
+		entry->tx_closing = 1;
+	return true;
+}
+
+/**
+ * lb4_local - load-balance a packet leaving a pod
+ * @ctx: packet context
+ * @l4_off: offset of its L4 header
+ * @pkt: the packet as ct_extract4() saw it; when it goes to a service, its
+ *       tuple becomes the translated one and its rev_nat_index and loopback
+ *       say how, for the conntrack entry ct_create_new4 makes
+ * @self: the sending pod's address (hairpin detection)
+ *
+ * Returns 0 (translated, or not a service) or a DROP_* reason, among them
+ * DROP_NO_SERVICE for a frontend without backends.
+ */
+static __always_inline int lb4_local(struct __sk_buff *ctx, __u32 l4_off,
+				     struct ct_packet *pkt, __be32 self)
+{
+	struct ipv4_ct_tuple *tuple = &pkt->tuple;
+	struct ipv4_ct_tuple svc_tuple;
+	struct lb4_frontend fe;
+	struct lb4_backend *backend = NULL;
+	struct ct_entry *entry;
+	__u32 backend_id = 0;
+	__be32 saddr = tuple->saddr;
+	__u32 now;
+	void *map;
+
+	if (!lb4_lookup_service(tuple, &fe))
+		return 0;
+
+	now = bpf_now_sec();
+	svc_tuple = *tuple;
+	svc_tuple.flags = TUPLE_F_SERVICE;
+	map = ct_map4(svc_tuple.nexthdr);
+	entry = bpf_map_lookup_elem(map, &svc_tuple);
+	if (entry && lb4_entry_reusable(entry, pkt, fe.svc->rev_nat_index)) {
+		backend_id = (__u32)entry->backend_id;
+		backend = bpf_map_lookup_elem(&cilium_lb4_backends_v3, &backend_id);
+		if (backend)
+			entry->lifetime = now + ct_lifetime(entry, svc_tuple.nexthdr);
+	}
+	if (!backend) {
+		struct ct_entry fresh = {};
+
+		backend_id = lb4_select_backend(&fe, tuple);
+		if (!backend_id)
+			return DROP_NO_SERVICE;
+		backend = bpf_map_lookup_elem(&cilium_lb4_backends_v3, &backend_id);
+		if (!backend)
+			return DROP_NO_SERVICE;
+		fresh.backend_id = backend_id;
+		fresh.rev_nat_index = fe.svc->rev_nat_index;
+		fresh.seen_non_syn = 1;
+		fresh.lifetime = now + ct_lifetime(&fresh, svc_tuple.nexthdr);
+		if (bpf_map_update_elem(map, &svc_tuple, &fresh, BPF_ANY) < 0)
+			return DROP_CT_CREATE_FAILED;
+	}
+
+	if (backend->address == self) {
+		saddr = IPV4_LOOPBACK;
+		pkt->loopback = true;
+	}
+	pkt->rev_nat_index = fe.svc->rev_nat_index;
+	return lb4_rewrite(ctx, l4_off, tuple, saddr, tuple->sport,
+			   backend->address, backend->port);
+}
+
+/**
+ * lb4_rev_nat - translate a reply of a load-balanced connection back
+ * @ctx: packet context
+ * @l4_off: offset of its L4 header
+ * @tuple: the reply's tuple (backend -> client); updated
+ * @rev_nat_index: from the connection's conntrack entry (network order)
+ * @daddr: the reply's new destination (the client; differs from the
+ *         tuple's only for hairpinned replies, addressed to IPV4_LOOPBACK)
+ *
+ * Returns 0, or a DROP_* reason. A reverse-NAT index without an entry
+ * (the service is gone) leaves the packet as it is.
+ */
+static __always_inline int lb4_rev_nat(struct __sk_buff *ctx, __u32 l4_off,
+				       struct ipv4_ct_tuple *tuple,
+				       __u16 rev_nat_index, __be32 daddr)
+{
+	struct lb4_reverse_nat *nat;
+
+	nat = bpf_map_lookup_elem(&cilium_lb4_reverse_nat, &rev_nat_index);
+	if (!nat)
+		return 0;
+	return lb4_rewrite(ctx, l4_off, tuple, nat->address, nat->port, daddr,
+			   tuple->dport);
+}
+
+/**
+ * lb4_loopback_rev_nat - the reverse-NAT index of a hairpinned connection
+ * @tuple: the hairpinned request as it enters the pod (IPV4_LOOPBACK ->
+ *         pod), any direction flag
+ *
+ * The pod's egress entry of the same tuple, created when the request was
+ * translated, holds it; 0 when it is gone.
+ */
+static __always_inline __u16 lb4_loopback_rev_nat(const struct ipv4_ct_tuple *tuple)
+{
+	struct ipv4_ct_tuple out = *tuple;
+	struct ct_entry *entry;
+
+	out.flags = TUPLE_F_OUT;
+	entry = bpf_map_lookup_elem(ct_map4(out.nexthdr), &out);
+	return entry ? entry->rev_nat_index : 0;
+}
