@@ -195,11 +195,11 @@ static __always_inline int hairpin_reply4(struct __sk_buff *ctx, __u32 l4_off,
 
 /*
  * Whether conntrack saw the first packet of a connection: no entry, or a
- * closed entry a fresh SYN reopened.
+ * fresh SYN on a closing entry's tuple (ct_lookup4 says CT_NEW for both).
  */
-static __always_inline bool ct_is_new(int ct_ret, const struct trace_ctx *tctx)
+static __always_inline bool ct_is_new(int ct_ret)
 {
-	return ct_ret == CT_NEW || tctx->reason == TRACE_REASON_POLICY;
+	return ct_ret == CT_NEW;
 }
 
 static __always_inline int handle_ipv4_from_lxc(struct __sk_buff *ctx,
@@ -234,7 +234,7 @@ static __always_inline int handle_ipv4_from_lxc(struct __sk_buff *ctx,
 		return hairpin_reply4(ctx, l4_off, &pkt);
 	/* The destination's identity costs two lookups; only policy needs it here. */
 	/* A pod reaching itself through a service is not policed (hairpin). */
-	if (ct_is_new(ret, &tctx) && !pkt.loopback &&
+	if (ct_is_new(ret) && !pkt.loopback &&
 	    policy_enforced(lxc_id(), POLICY_F_EGRESS)) {
 		*dst_sec = remote_identity4(daddr);
 		ret = policy_check_new4(ctx, lxc_id(), *dst_sec, true, &pkt);
@@ -296,6 +296,14 @@ int cil_from_container(struct __sk_buff *ctx)
 		break;
 	}
 
+	if (ret == DROP_NO_SERVICE) {
+		/* Counted and reported as the drop it is, then answered. */
+		send_drop_notify(ctx, lxc_id(), SECLABEL, dst_sec, dst_id, ret,
+				 METRIC_EGRESS);
+		if (IS_DROP(lb4_no_service_reply(ctx)))
+			return TC_ACT_SHOT;
+		return bpf_redirect_peer(LXC_IFINDEX, 0);
+	}
 	if (IS_DROP(ret))
 		return send_drop_notify(ctx, lxc_id(), SECLABEL, dst_sec, dst_id,
 					ret, METRIC_EGRESS);
@@ -329,12 +337,12 @@ static __always_inline int ipv4_to_endpoint(struct __sk_buff *ctx,
 	if (IS_DROP(ret))
 		return ret;
 	ret = ct_lookup4(&pkt, CT_INGRESS, &tctx);
-	if (ct_is_new(ret, &tctx) && saddr == IPV4_LOOPBACK) {
+	if (ct_is_new(ret) && saddr == IPV4_LOOPBACK) {
 		/* The pod reaching itself through a service: no policy, as
 		 * in Cilium; the entry remembers the frontend for the reply. */
 		pkt.loopback = true;
 		pkt.rev_nat_index = lb4_loopback_rev_nat(&pkt.tuple);
-	} else if (ct_is_new(ret, &tctx)) {
+	} else if (ct_is_new(ret)) {
 		if (!*src_label)
 			*src_label = ipcache_source_identity4(saddr);
 		ret = policy_check_new4(ctx, lxc_id(), *src_label, false, &pkt);
@@ -439,7 +447,7 @@ static __always_inline int handle_ipv4_to_lxc(struct __sk_buff *ctx,
 			return ret;
 		ret = CT_REPLY;
 	}
-	if (ct_is_new(ret, &tctx)) {
+	if (ct_is_new(ret)) {
 		*src_label = remote_identity4(*saddr);
 		ret = policy_check_new4(ctx, lxc_id(), *src_label, false, &pkt);
 		if (IS_DROP(ret))

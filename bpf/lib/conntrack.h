@@ -312,24 +312,21 @@ static __always_inline bool ct_account(struct ct_entry *entry,
 }
 
 /**
- * ct_reopen - reuse a closing TCP entry for a new connection on the same
- * tuple (a fresh SYN from the original side)
+ * ct_reopens - whether a packet starts a new connection on the tuple of a
+ * closing TCP entry (a fresh SYN from the original side)
+ *
+ * Such a connection is new in every way: it may be translated to another
+ * frontend's backend (service entries pick afresh after a close), or be
+ * hairpinned, so ct_lookup4 drops the old entry and the caller creates one
+ * from what the packet carries now.
  */
-static __always_inline bool ct_reopen(struct ct_entry *entry,
-				      const struct ct_packet *pkt)
+static __always_inline bool ct_reopens(const struct ct_entry *entry,
+				       const struct ct_packet *pkt)
 {
 	if (pkt->tuple.nexthdr != IPPROTO_TCP ||
 	    (pkt->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) != TCP_FLAG_SYN)
 		return false;
-	if (!entry->rx_closing && !entry->tx_closing)
-		return false;
-
-	entry->rx_closing = 0;
-	entry->tx_closing = 0;
-	entry->seen_non_syn = 0;
-	entry->tx_flags_seen = 0;
-	entry->rx_flags_seen = 0;
-	return true;
+	return entry->rx_closing || entry->tx_closing;
 }
 
 /**
@@ -369,9 +366,10 @@ static __always_inline int ct_create4(const struct ct_packet *pkt,
  * @dir: CT_EGRESS (leaving an endpoint) or CT_INGRESS (entering one)
  * @tctx: receives the trace reason and the monitor decision
  *
- * Returns CT_ESTABLISHED, CT_REPLY, or CT_NEW when no entry exists yet (the
+ * Returns CT_ESTABLISHED, CT_REPLY, or CT_NEW when no entry exists yet or a
+ * fresh SYN reuses a closing entry's tuple (that entry is deleted); the
  * caller then creates one with ct_create_new4, which needs the identity of
- * the connection's source).
+ * the connection's source.
  */
 static __always_inline int ct_lookup4(struct ct_packet *pkt, enum ct_dir dir,
 				      struct trace_ctx *tctx)
@@ -384,15 +382,12 @@ static __always_inline int ct_lookup4(struct ct_packet *pkt, enum ct_dir dir,
 
 	entry = bpf_map_lookup_elem(map, &pkt->tuple);
 	if (entry) {
+		if (ct_reopens(entry, pkt)) {
+			bpf_map_delete_elem(map, &pkt->tuple);
+			return CT_NEW;
+		}
 		pkt->rev_nat_index = entry->rev_nat_index;
 		pkt->loopback = entry->lb_loopback;
-		if (ct_reopen(entry, pkt)) {
-			ct_account(entry, pkt, false, now);
-			tctx->reason = TRACE_REASON_POLICY;
-			tctx->monitor = 1;
-			/* Reused in place: nothing to create. */
-			return CT_ESTABLISHED;
-		}
 		tctx->monitor = ct_account(entry, pkt, false, now);
 		tctx->reason = TRACE_REASON_CT_ESTABLISHED;
 		return CT_ESTABLISHED;

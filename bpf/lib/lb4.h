@@ -32,6 +32,12 @@
  * reverse-NAT index, whose cilium_lb4_reverse_nat entry is the frontend the
  * reply's source becomes.
  *
+ * A service without backends: lb4_local() says DROP_NO_SERVICE and the
+ * caller, after counting the drop, answers the client with an ICMP port
+ * unreachable from the frontend (lb4_no_service_reply), so a connect()
+ * fails at once with ECONNREFUSED instead of hanging (Cilium's
+ * --service-no-backend-response=reject).
+ *
  * Hairpin: when the backend chosen is the client itself, the source is also
  * rewritten to IPV4_LOOPBACK (169.254.42.1, Cilium's address for this), so
  * the pod's reply leaves the pod (to the loopback address, through the veth)
@@ -40,6 +46,7 @@
  */
 #pragma once
 
+#include <linux/icmp.h>
 #include <linux/ip.h>
 #include <linux/in.h>
 
@@ -180,18 +187,31 @@ static __always_inline __u32 lb4_affinity_backend(const struct lb4_frontend *fe,
 	return val->backend_id;
 }
 
-static __always_inline void lb4_affinity_remember(const struct lb4_frontend *fe,
-						  __be32 client, __u32 backend_id,
-						  __u32 now)
+/*
+ * Record @backend_id as @client's backend for @fe, unless a connection of
+ * the same client on another CPU recorded a valid one first: then that one
+ * is returned, so concurrent first connections agree.
+ */
+static __always_inline __u32 lb4_affinity_claim(const struct lb4_frontend *fe,
+						__be32 client, __u32 backend_id,
+						__u32 now)
 {
 	struct lb4_affinity_key key = {};
 	struct lb_affinity_val val = {};
+	__u32 first;
 
 	key.client_id.client_ip = client;
 	key.rev_nat_id = fe->svc->rev_nat_index;
 	val.last_used = now;
 	val.backend_id = backend_id;
+	if (!bpf_map_update_elem(&cilium_lb4_affinity, &key, &val, BPF_NOEXIST))
+		return backend_id;
+	first = lb4_affinity_backend(fe, client, now);
+	if (first)
+		return first;
+	/* The entry there names a backend that is gone. */
 	bpf_map_update_elem(&cilium_lb4_affinity, &key, &val, BPF_ANY);
+	return backend_id;
 }
 
 /**
@@ -224,7 +244,8 @@ static __always_inline __u32 lb4_select_backend(const struct lb4_frontend *fe,
 	if (!backend_id)
 		backend_id = lb4_slot_backend(fe, bpf_get_prandom_u32() % count + 1);
 	if (backend_id && affinity)
-		lb4_affinity_remember(fe, tuple->saddr, backend_id, now);
+		backend_id = lb4_affinity_claim(fe, tuple->saddr, backend_id,
+						now);
 	return backend_id;
 }
 
@@ -440,4 +461,72 @@ static __always_inline __u16 lb4_loopback_rev_nat(const struct ipv4_ct_tuple *tu
 	out.flags = TUPLE_F_OUT;
 	entry = bpf_map_lookup_elem(ct_map4(out.nexthdr), &out);
 	return entry ? entry->rev_nat_index : 0;
+}
+
+/* Bytes of the offending packet an ICMP error quotes: its IP header (no
+ * options, see lb4_rewrite) and the first 8 bytes of its L4 header. */
+#define LB4_ICMP_QUOTE		(sizeof(struct iphdr) + 8)
+#define LB4_ICMP_REPLY_LEN	(ETH_HLEN + sizeof(struct iphdr) + \
+				 sizeof(struct icmphdr) + LB4_ICMP_QUOTE)
+
+/* The one's-complement checksum of @len bytes (a multiple of 4) at @buf. */
+static __always_inline __u16 lb4_csum(void *buf, __u32 len)
+{
+	__u32 sum = (__u32)bpf_csum_diff(NULL, 0, buf, len, 0);
+
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return (__u16)~sum;
+}
+
+/**
+ * lb4_no_service_reply - turn a packet to a frontend without backends into
+ * the ICMP port unreachable that answers it
+ * @ctx: packet context: the client's packet as it left the pod (Ethernet,
+ *       IPv4 without options, TCP or UDP)
+ *
+ * The packet is rewritten in place: MACs swapped, an IPv4 header from the
+ * frontend to the client, ICMP type 3 code 3 quoting the original IP header
+ * and 8 bytes of L4 (which the client's stack matches to its socket).
+ * Returns 0, or a DROP_* reason when the packet cannot be rewritten; the
+ * caller redirects it back into the pod.
+ */
+static __always_inline int lb4_no_service_reply(struct __sk_buff *ctx)
+{
+	struct {
+		struct iphdr ip;
+		struct icmphdr icmp;
+		__u8 quote[LB4_ICMP_QUOTE];
+	} reply = {};
+	struct iphdr *orig = (struct iphdr *)reply.quote;
+	__u8 macs[2 * ETH_ALEN];
+	__u8 swapped[2 * ETH_ALEN];
+
+	if (bpf_skb_load_bytes(ctx, 0, macs, sizeof(macs)) < 0 ||
+	    bpf_skb_load_bytes(ctx, ETH_HLEN, reply.quote,
+			       sizeof(reply.quote)) < 0)
+		return DROP_INVALID;
+	__builtin_memcpy(swapped, macs + ETH_ALEN, ETH_ALEN);
+	__builtin_memcpy(swapped + ETH_ALEN, macs, ETH_ALEN);
+
+	reply.ip.version = 4;
+	reply.ip.ihl = 5;
+	reply.ip.tot_len = bpf_htons(sizeof(reply));
+	reply.ip.ttl = 64;
+	reply.ip.protocol = IPPROTO_ICMP;
+	reply.ip.saddr = orig->daddr;
+	reply.ip.daddr = orig->saddr;
+	reply.ip.check = lb4_csum(&reply.ip, sizeof(reply.ip));
+	reply.icmp.type = ICMP_DEST_UNREACH;
+	reply.icmp.code = ICMP_PORT_UNREACH;
+	reply.icmp.checksum = lb4_csum(&reply.icmp,
+				       sizeof(reply.icmp) + sizeof(reply.quote));
+
+	if (bpf_skb_change_tail(ctx, LB4_ICMP_REPLY_LEN, 0) < 0)
+		return DROP_WRITE_ERROR;
+	if (bpf_skb_store_bytes(ctx, 0, swapped, sizeof(swapped), 0) < 0 ||
+	    bpf_skb_store_bytes(ctx, ETH_HLEN, &reply, sizeof(reply),
+				BPF_F_INVALIDATE_HASH) < 0)
+		return DROP_WRITE_ERROR;
+	return 0;
 }

@@ -7,9 +7,10 @@
 //!
 //! Network-policy truth tables: [`policy_cluster`] (the x/y namespaces test cluster),
 //! [`matrix`] (tables, comparison, printing), [`probe`] (probes from inside namespaces) and
-//! [`external`] (hosts outside the cluster).
+//! [`external`] (hosts outside the cluster). Load-balanced services: [`load`].
 
 pub mod external;
+pub mod load;
 pub mod matrix;
 pub mod policy_cluster;
 pub mod probe;

@@ -10,7 +10,7 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -133,6 +133,7 @@ fn left(deadline: Instant) -> io::Result<Duration> {
 /// client closes them.
 pub struct EchoServer {
     stop: Arc<AtomicBool>,
+    accepted: Arc<AtomicUsize>,
     acceptor: Option<JoinHandle<()>>,
 }
 
@@ -151,10 +152,13 @@ impl EchoServer {
             .expect("echo server: non-blocking listener");
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&accepted);
         let acceptor = std::thread::spawn(move || {
             while !flag.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((stream, _)) => {
+                        counter.fetch_add(1, Ordering::Relaxed);
                         std::thread::spawn(move || echo(stream));
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -166,8 +170,14 @@ impl EchoServer {
         });
         EchoServer {
             stop,
+            accepted,
             acceptor: Some(acceptor),
         }
+    }
+
+    /// How many connections it has accepted so far.
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::Relaxed)
     }
 }
 

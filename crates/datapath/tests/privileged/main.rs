@@ -7,6 +7,7 @@ mod attach;
 mod capture;
 mod common;
 mod host_device;
+mod lb;
 mod multinode;
 mod policy;
 mod routing;
