@@ -116,10 +116,6 @@ pub struct AgentConfig {
     /// Flows kept per node: 2^n - 1.
     #[arg(long, default_value = "4095", value_parser = parse_ring_capacity)]
     pub hubble_event_buffer_capacity: cilium_hubble::Capacity,
-
-    /// Events queued between the event reader and the Hubble decoder (0: 1024 per CPU).
-    #[arg(long, default_value_t = 0)]
-    pub hubble_event_queue_size: usize,
 }
 
 fn parse_ring_capacity(text: &str) -> Result<cilium_hubble::Capacity, String> {

@@ -1,15 +1,17 @@
 //! Hubble in the agent: the flow context over the agent's state (local endpoints, the
 //! cluster's pods from the kvstore's IP entries, identities), the decoder fed by the event
 //! drain, and the Observer API on the unix socket next to the agent's API socket and, with
-//! `--hubble-listen-address`, on TCP.
+//! `--hubble-listen-address`, on TCP (published in the kvstore as the node's Hubble peer,
+//! for the relay).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, RwLock};
 
 use cilium_endpoint::{Endpoint, EndpointId, EndpointSelector};
+use cilium_hubble::peer::{self, PeerRecord};
 use cilium_hubble::{
-    pipeline, serve, EndpointInfo, EventSender, FlowContext, FlowDecoder, Observer, ObserverService,
+    serve, EndpointInfo, EventSender, FlowContext, FlowDecoder, Observer, ObserverService,
 };
 use cilium_kvstore::{keys, KvStore, WatchEvent};
 
@@ -19,11 +21,6 @@ use crate::cluster::records::IpIdentityPair;
 /// Hubble could not be started.
 #[derive(Debug, thiserror::Error)]
 pub enum HubbleError {
-    #[error("starting the Hubble decoder")]
-    Decoder {
-        #[source]
-        source: pipeline::SpawnError,
-    },
     #[error("setting up the Hubble socket")]
     Socket {
         #[source]
@@ -62,19 +59,10 @@ pub async fn start(agent: &Arc<Agent>) -> Result<Option<EventSender>, HubbleErro
         pods,
     });
     let observer = Arc::new(Observer::new(
-        node_name.as_str(),
+        FlowDecoder::new(node_name.as_str(), context),
         config.hubble_event_buffer_capacity,
     ));
-    let queue_size = match config.hubble_event_queue_size {
-        0 => pipeline::default_queue_size(),
-        size => size,
-    };
-    let sender = pipeline::start(
-        Arc::clone(&observer),
-        FlowDecoder::new(node_name.as_str(), context),
-        queue_size,
-    )
-    .map_err(|source| HubbleError::Decoder { source })?;
+    let sender = EventSender::new(Arc::clone(&observer));
 
     let socket = config.hubble_socket();
     let listener = serve::bind_unix(&socket).map_err(|source| HubbleError::Socket { source })?;
@@ -99,14 +87,38 @@ pub async fn start(agent: &Arc<Agent>) -> Result<Option<EventSender>, HubbleErro
             }
         });
         tracing::info!(%address, "Hubble listening on TCP");
+        publish_peer(agent, address);
     }
     tracing::info!(
         socket = %socket.display(),
         capacity = config.hubble_event_buffer_capacity.get(),
-        queue_size,
         "Hubble started"
     );
     Ok(Some(sender))
+}
+
+/// Publishes where this node's Hubble TCP server is (on the node's lease), for the relay;
+/// an unspecified listen address is published as the node's own address.
+fn publish_peer(agent: &Arc<Agent>, listening: SocketAddr) {
+    let local = agent.cluster.local();
+    let ip = match listening.ip() {
+        ip if ip.is_unspecified() => IpAddr::V4(local.node_ip),
+        ip => ip,
+    };
+    let cluster = agent.cluster.cluster_name().to_string();
+    let record = PeerRecord {
+        name: local.name.clone(),
+        cluster: cluster.clone(),
+        address: SocketAddr::new(ip, listening.port()).to_string(),
+    };
+    let key = peer::key(&cluster, &record.name);
+    let owned = Arc::clone(agent.cluster.owned_keys());
+    tokio::spawn(async move {
+        let value = serde_json::to_vec(&record).expect("a peer record serializes");
+        if let Err(error) = owned.put(&key, value).await {
+            tracing::warn!(%key, error = %crate::api::chain(&error), "publishing the Hubble peer record failed");
+        }
+    });
 }
 
 /// Cilium's form `:4244` (every address) or `HOST:PORT`.

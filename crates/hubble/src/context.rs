@@ -40,3 +40,26 @@ pub trait FlowContext: Send + Sync {
     /// Name of the interface with this index in the node's network namespace.
     fn interface_name(&self, ifindex: u32) -> Option<String>;
 }
+
+/// A context that knows nothing: flows carry only what the datapath reported (for tests and
+/// benchmarks of the decoder alone).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoContext;
+
+impl FlowContext for NoContext {
+    fn endpoint_by_ip(&self, _ip: IpAddr) -> Option<EndpointInfo> {
+        None
+    }
+
+    fn endpoint_by_id(&self, _id: u16) -> Option<EndpointInfo> {
+        None
+    }
+
+    fn identity_labels(&self, _identity: u32) -> Option<Vec<String>> {
+        None
+    }
+
+    fn interface_name(&self, _ifindex: u32) -> Option<String> {
+        None
+    }
+}

@@ -2,17 +2,18 @@
 //! a ring buffer and served over Cilium's Observer gRPC API.
 //!
 //! The pieces, in the order an event meets them:
-//! - [`pipeline`]: the event drain hands raw records to a bounded queue ([`EventSender`]);
-//!   a decoder thread turns them into flows;
+//! - [`intake`]: the event drain hands raw records to the ring ([`EventSender`]), undecoded;
+//! - [`ring`]: the last N events (2^n − 1, default 4095), with lost-event accounting; each
+//!   record is decoded into a flow the first time a reader asks for it ([`ring::LazyFlow`]);
 //! - [`decode`]: trace, drop and policy-verdict records → [`flow::Flow`] (verdict, drop
 //!   reason, Ethernet/IP/L4 from [`layers`], observation point, direction, reply, ...),
 //!   with both ends resolved through the agent's [`FlowContext`];
-//! - [`ring`]: the last N events (2^n − 1, default 4095), with lost-event accounting;
 //! - [`observer`]: the ring plus the counters `ServerStatus` and `GetNodes` report;
 //! - [`filter`] and [`query`]: `GetFlows` whitelist/blacklist filters, `number`, `first`,
 //!   `follow`, `since`, `until`;
 //! - [`service`] and [`serve`]: the gRPC service on a unix socket and TCP; [`client`]
-//!   connects to one (for the `hubble` CLI and the relay).
+//!   connects to one (for the `hubble` CLI and the relay); [`peer`]: the kvstore record
+//!   through which a relay finds each node's TCP server.
 //!
 //! Aggregation (trace every packet, or only new connections and new TCP flags) is the
 //! datapath's, set by the agent's `--monitor-aggregation`; this crate decodes what arrives.
@@ -21,19 +22,20 @@ pub mod client;
 pub mod context;
 pub mod decode;
 pub mod filter;
+pub mod intake;
 pub mod layers;
 pub mod observer;
-pub mod pipeline;
+pub mod peer;
 pub mod query;
 pub mod ring;
 pub mod serve;
 pub mod service;
 
-pub use cilium_hubble_proto::{flow, observer as api, relay, Timestamp};
-pub use context::{EndpointInfo, FlowContext};
+pub use cilium_hubble_proto::{flow, observer as api, relay, well_known, Timestamp};
+pub use context::{EndpointInfo, FlowContext, NoContext};
 pub use decode::FlowDecoder;
+pub use intake::EventSender;
 pub use observer::Observer;
-pub use pipeline::EventSender;
 pub use ring::Capacity;
 pub use service::ObserverService;
 

@@ -1,6 +1,7 @@
 //! The node's observer: the flow ring and the counters `ServerStatus` and `GetNodes` report.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use cilium_hubble_proto::flow::{Flow, LostEvent, LostEventSource};
@@ -9,7 +10,8 @@ use cilium_hubble_proto::relay::NodeState;
 use cilium_hubble_proto::well_known::UInt32Value;
 use cilium_hubble_proto::Timestamp;
 
-use crate::ring::{Capacity, Event, FlowRing, Payload};
+use crate::decode::{message_type, FlowDecoder};
+use crate::ring::{Capacity, Event, FlowRing, LazyFlow, Payload};
 
 /// Version reported to clients (`ServerStatus.version`, `Node.version`).
 pub const VERSION: &str = concat!("v", env!("CARGO_PKG_VERSION"));
@@ -17,40 +19,54 @@ pub const VERSION: &str = concat!("v", env!("CARGO_PKG_VERSION"));
 /// Flows of one node and what is known about them.
 pub struct Observer {
     ring: FlowRing,
-    node_name: String,
+    decoder: Arc<FlowDecoder>,
     started: Instant,
     seen_flows: AtomicU64,
 }
 
 impl Observer {
-    /// An empty observer for `node_name` (Cilium's `cluster/node`).
-    pub fn new(node_name: impl Into<String>, capacity: Capacity) -> Self {
+    /// An empty observer whose records `decoder` turns into flows; the node is the
+    /// decoder's (Cilium's `cluster/node`).
+    pub fn new(decoder: FlowDecoder, capacity: Capacity) -> Self {
         Self {
             ring: FlowRing::new(capacity),
-            node_name: node_name.into(),
+            decoder: Arc::new(decoder),
             started: Instant::now(),
             seen_flows: AtomicU64::new(0),
         }
     }
 
     pub fn node_name(&self) -> &str {
-        &self.node_name
+        self.decoder.node_name()
     }
 
     pub fn ring(&self) -> &FlowRing {
         &self.ring
     }
 
-    /// Stores a decoded flow.
-    pub fn record_flow(&self, flow: Flow) {
+    /// Stores raw datapath records observed at `time`, undecoded: the event path pays one
+    /// allocation per record; decoding happens when a reader asks for the flow. Records of
+    /// kinds that do not become flows (debug, capture, ...) are skipped.
+    pub fn record_raw(&self, records: Vec<Arc<[u8]>>, time: Timestamp) {
+        let events: Vec<Event> = records
+            .into_iter()
+            .filter(|bytes| becomes_flow(bytes))
+            .map(|bytes| Event {
+                time,
+                payload: Payload::Flow(LazyFlow::record(bytes, Arc::clone(&self.decoder))),
+            })
+            .collect();
+        self.seen_flows
+            .fetch_add(events.len() as u64, Ordering::Relaxed);
+        self.ring.push_batch(events);
+    }
+
+    /// Stores a flow decoded already.
+    pub fn record_flow(&self, mut flow: Flow) {
         self.seen_flows.fetch_add(1, Ordering::Relaxed);
-        let time = flow
-            .time
-            .unwrap_or_else(|| Timestamp::from(SystemTime::now()));
-        self.ring.push(Event {
-            time,
-            payload: Payload::Flow(flow),
-        });
+        flow.time
+            .get_or_insert_with(|| Timestamp::from(SystemTime::now()));
+        self.ring.push(Event::flow_event(flow));
     }
 
     /// Records that `count` events were lost at `source` before they became flows.
@@ -91,7 +107,7 @@ impl Observer {
     /// This node as `GetNodes` lists it; `address` is where its API is served.
     pub fn node(&self, address: &str) -> Node {
         Node {
-            name: self.node_name.clone(),
+            name: self.node_name().to_string(),
             version: VERSION.to_string(),
             address: address.to_string(),
             state: NodeState::NodeConnected as i32,
@@ -107,13 +123,26 @@ impl Observer {
     }
 }
 
+/// Whether a ring buffer record is of a kind the decoder turns into a flow (its first byte
+/// is the monitor message type).
+fn becomes_flow(record: &[u8]) -> bool {
+    matches!(
+        record.first().map(|&kind| i32::from(kind)),
+        Some(message_type::DROP | message_type::TRACE | message_type::POLICY_VERDICT)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::context::NoContext;
 
     #[test]
     fn status_counts_flows_seen_and_held() {
-        let observer = Observer::new("default/node1", Capacity::new(3).expect("valid"));
+        let observer = Observer::new(
+            FlowDecoder::new("default/node1", Arc::new(NoContext)),
+            Capacity::new(3).expect("valid"),
+        );
         for _ in 0..5 {
             observer.record_flow(Flow::default());
         }

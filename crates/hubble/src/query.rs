@@ -84,7 +84,7 @@ impl FlowQuery {
     fn selects(&self, event: &Event) -> bool {
         self.in_window(event.time)
             && match &event.payload {
-                Payload::Flow(flow) => self.filters.allows(flow),
+                Payload::Flow(_) => event.flow().is_some_and(|flow| self.filters.allows(flow)),
                 Payload::Lost(_) => true,
             }
     }
@@ -103,7 +103,7 @@ impl FlowQuery {
             if flows >= self.number {
                 return false;
             }
-            if matches!(event.payload, Payload::Flow(_)) {
+            if event.is_flow() {
                 flows += 1;
             }
             true
@@ -130,19 +130,20 @@ impl FlowQuery {
     }
 }
 
-/// The response carrying one event, stamped with `node_name` for non-flow events.
-pub fn response(event: &Event, node_name: &str) -> GetFlowsResponse {
+/// The response carrying one event, stamped with `node_name` for non-flow events; `None`
+/// for a record that does not decode.
+pub fn response(event: &Event, node_name: &str) -> Option<GetFlowsResponse> {
     match &event.payload {
-        Payload::Flow(flow) => GetFlowsResponse {
+        Payload::Flow(_) => event.flow().map(|flow| GetFlowsResponse {
             node_name: flow.node_name.clone(),
             time: flow.time.or(Some(event.time)),
             response_types: Some(ResponseTypes::Flow(flow.clone())),
-        },
-        Payload::Lost(lost) => GetFlowsResponse {
+        }),
+        Payload::Lost(lost) => Some(GetFlowsResponse {
             node_name: node_name.to_string(),
             time: Some(event.time),
             response_types: Some(ResponseTypes::LostEvents(*lost)),
-        },
+        }),
     }
 }
 
@@ -160,19 +161,16 @@ mod tests {
     fn buffered() -> Vec<Arc<Event>> {
         let mut events: Vec<Arc<Event>> = (1..=6)
             .map(|t| {
-                Arc::new(Event {
-                    time: at(t),
-                    payload: Payload::Flow(Flow {
-                        uuid: format!("f{t}"),
-                        verdict: if t % 2 == 1 {
-                            Verdict::Dropped
-                        } else {
-                            Verdict::Forwarded
-                        } as i32,
-                        time: Some(at(t)),
-                        ..Default::default()
-                    }),
-                })
+                Arc::new(Event::flow_event(Flow {
+                    uuid: format!("f{t}"),
+                    verdict: if t % 2 == 1 {
+                        Verdict::Dropped
+                    } else {
+                        Verdict::Forwarded
+                    } as i32,
+                    time: Some(at(t)),
+                    ..Default::default()
+                }))
             })
             .collect();
         events.insert(
@@ -192,10 +190,7 @@ mod tests {
         query
             .select_buffered(&buffered())
             .iter()
-            .map(|e| match &e.payload {
-                Payload::Flow(f) => f.uuid.clone(),
-                Payload::Lost(_) => "lost".into(),
-            })
+            .map(|e| e.flow().map_or("lost".into(), |f| f.uuid.clone()))
             .collect()
     }
 
@@ -254,10 +249,10 @@ mod tests {
         });
         assert_eq!(ids(&window), ["f2", "f3", "lost", "f4"]);
         assert_eq!(
-            window.admit(&Event {
-                time: at(5),
-                payload: Payload::Flow(Flow::default())
-            }),
+            window.admit(&Event::flow_event(Flow {
+                time: Some(at(5)),
+                ..Default::default()
+            })),
             Admission::End
         );
 
@@ -279,10 +274,10 @@ mod tests {
         });
         assert_eq!(ids(&follow_since), ["f6"]);
         assert_eq!(
-            follow_since.admit(&Event {
-                time: at(7),
-                payload: Payload::Flow(Flow::default())
-            }),
+            follow_since.admit(&Event::flow_event(Flow {
+                time: Some(at(7)),
+                ..Default::default()
+            })),
             Admission::Send
         );
     }
@@ -317,10 +312,10 @@ mod tests {
     #[test]
     fn responses_carry_node_and_time() {
         let events = buffered();
-        let flow = response(&events[0], "default/n1");
+        let flow = response(&events[0], "default/n1").expect("a flow");
         assert_eq!(flow.time, Some(at(1)));
         assert!(matches!(flow.response_types, Some(ResponseTypes::Flow(_))));
-        let lost = response(&events[3], "default/n1");
+        let lost = response(&events[3], "default/n1").expect("a notice");
         assert_eq!(lost.node_name, "default/n1");
         assert!(matches!(
             lost.response_types,

@@ -6,11 +6,14 @@
 //! out `Arc`s under a short lock and filter outside it; followers wait on a watch channel
 //! that carries the number of events written.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
+use cilium_datapath::events::DatapathEvent;
 use cilium_hubble_proto::flow::{Flow, LostEvent};
 use cilium_hubble_proto::Timestamp;
 use tokio::sync::watch;
+
+use crate::decode::FlowDecoder;
 
 /// Cilium's default ring capacity (`--hubble-event-buffer-capacity`).
 pub const DEFAULT_CAPACITY: usize = 4095;
@@ -45,23 +48,95 @@ impl Default for Capacity {
 }
 
 /// What an event carries.
-// Flows are nearly every event and live behind an `Arc` already: boxing them would cost an
-// allocation per flow to save space on the rare lost-event notice.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub enum Payload {
-    /// A decoded flow.
-    Flow(Flow),
+    /// A flow, decoded from its datapath record when first asked for.
+    Flow(LazyFlow),
     /// Events lost before they reached the ring.
     Lost(LostEvent),
 }
 
+/// A flow kept as the datapath's raw record until a reader (a `GetFlows` client, the
+/// metrics) asks for it; then decoded once, with the context the decoder has at that time,
+/// and kept. Keeping the record costs the event path one allocation instead of a decode.
+pub struct LazyFlow {
+    record: Option<(Arc<[u8]>, Arc<FlowDecoder>)>,
+    flow: OnceLock<Option<Box<Flow>>>,
+}
+
+impl LazyFlow {
+    /// A record `decoder` decodes on first use.
+    pub fn record(bytes: Arc<[u8]>, decoder: Arc<FlowDecoder>) -> Self {
+        Self {
+            record: Some((bytes, decoder)),
+            flow: OnceLock::new(),
+        }
+    }
+
+    /// A flow decoded already.
+    pub fn decoded(flow: Flow) -> Self {
+        Self {
+            record: None,
+            flow: OnceLock::from(Some(Box::new(flow))),
+        }
+    }
+
+    /// The flow, decoded now if it was not yet; `None` for a record that does not parse.
+    fn get(&self, time: Timestamp) -> Option<&Flow> {
+        self.flow
+            .get_or_init(|| {
+                let (bytes, decoder) = self.record.as_ref()?;
+                match DatapathEvent::parse(bytes) {
+                    Ok(event) => Some(Box::new(decoder.decode(&event, time))),
+                    Err(error) => {
+                        tracing::debug!(%error, "datapath record not decoded");
+                        None
+                    }
+                }
+            })
+            .as_deref()
+    }
+}
+
+impl std::fmt::Debug for LazyFlow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.flow.get() {
+            Some(flow) => f.debug_tuple("LazyFlow").field(flow).finish(),
+            None => f.write_str("LazyFlow(not decoded)"),
+        }
+    }
+}
+
 /// One entry of the ring.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub struct Event {
     /// When it was observed.
     pub time: Timestamp,
     pub payload: Payload,
+}
+
+impl Event {
+    /// An event carrying a flow decoded already.
+    pub fn flow_event(flow: Flow) -> Self {
+        Self {
+            time: flow.time.unwrap_or_default(),
+            payload: Payload::Flow(LazyFlow::decoded(flow)),
+        }
+    }
+
+    /// The flow this event carries, decoded on first use; `None` for lost-event notices and
+    /// records that do not parse.
+    pub fn flow(&self) -> Option<&Flow> {
+        match &self.payload {
+            Payload::Flow(lazy) => lazy.get(self.time),
+            Payload::Lost(_) => None,
+        }
+    }
+
+    /// Whether this event is (or will decode into) a flow rather than a notice.
+    pub fn is_flow(&self) -> bool {
+        matches!(self.payload, Payload::Flow(_))
+    }
 }
 
 /// What a reader gets from [`FlowRing::read_from`].
@@ -117,14 +192,27 @@ impl FlowRing {
 
     /// Appends an event, overwriting the oldest when full, and wakes followers.
     pub fn push(&self, event: Event) {
+        self.push_batch(vec![event]);
+    }
+
+    /// Appends events in order under one lock and wakes followers once. The events they
+    /// overwrite are dropped after the lock is released.
+    pub fn push_batch(&self, events: Vec<Event>) {
+        if events.is_empty() {
+            return;
+        }
+        let mut overwritten = Vec::with_capacity(events.len());
         let written = {
             let mut slots = self.lock();
-            let at = (slots.written % self.capacity as u64) as usize;
-            slots.entries[at] = Some(Arc::new(event));
-            slots.written += 1;
+            for event in events {
+                let at = (slots.written % self.capacity as u64) as usize;
+                overwritten.push(slots.entries[at].replace(Arc::new(event)));
+                slots.written += 1;
+            }
             slots.written
         };
         self.written.send_replace(written);
+        drop(overwritten);
     }
 
     /// Every event held, oldest first, and the position after the newest.
@@ -174,25 +262,20 @@ mod tests {
     use super::*;
 
     fn flow(n: u32) -> Event {
-        Event {
-            time: Timestamp {
+        Event::flow_event(Flow {
+            node_name: format!("n{n}"),
+            time: Some(Timestamp {
                 seconds: i64::from(n),
                 nanos: 0,
-            },
-            payload: Payload::Flow(Flow {
-                node_name: format!("n{n}"),
-                ..Default::default()
             }),
-        }
+            ..Default::default()
+        })
     }
 
     fn names(events: &[Arc<Event>]) -> Vec<String> {
         events
             .iter()
-            .map(|e| match &e.payload {
-                Payload::Flow(f) => f.node_name.clone(),
-                Payload::Lost(_) => "lost".into(),
-            })
+            .map(|e| e.flow().map_or("lost".into(), |f| f.node_name.clone()))
             .collect()
     }
 

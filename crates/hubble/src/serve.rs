@@ -8,7 +8,7 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
 use tonic::transport::Server;
 
-use crate::service::ObserverService;
+use cilium_hubble_proto::observer::observer_server::{Observer, ObserverServer};
 
 /// The socket or server could not be set up, or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -49,10 +49,11 @@ pub fn bind_unix(path: &Path) -> Result<UnixListener, ServeError> {
     })
 }
 
-/// Serves `service` on a bound unix socket until `shutdown` completes.
-pub async fn serve_unix(
+/// Serves `service` (a node's [`ObserverService`](crate::ObserverService), or a relay's) on
+/// a bound unix socket until `shutdown` completes.
+pub async fn serve_unix<S: Observer>(
     listener: UnixListener,
-    service: ObserverService,
+    service: S,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
     let address = listener
@@ -61,23 +62,23 @@ pub async fn serve_unix(
         .and_then(|a| a.as_pathname().map(|p| format!("unix://{}", p.display())))
         .unwrap_or_else(|| "unix socket".into());
     Server::builder()
-        .add_service(service.into_server())
+        .add_service(ObserverServer::new(service))
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
         .await
         .map_err(|source| ServeError::Serve { address, source })
 }
 
 /// Serves `service` on a bound TCP listener until `shutdown` completes.
-pub async fn serve_tcp(
+pub async fn serve_tcp<S: Observer>(
     listener: TcpListener,
-    service: ObserverService,
+    service: S,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
     let address = listener
         .local_addr()
         .map_or_else(|_| "TCP".into(), |a| a.to_string());
     Server::builder()
-        .add_service(service.into_server())
+        .add_service(ObserverServer::new(service))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await
         .map_err(|source| ServeError::Serve { address, source })

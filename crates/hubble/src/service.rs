@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use cilium_hubble_proto::flow::{LostEvent, LostEventSource};
-use cilium_hubble_proto::observer::observer_server::{self, ObserverServer};
+use cilium_hubble_proto::observer::observer_server;
 use cilium_hubble_proto::observer::{
     get_flows_response::ResponseTypes, GetAgentEventsRequest, GetAgentEventsResponse,
     GetDebugEventsRequest, GetDebugEventsResponse, GetFlowsRequest, GetFlowsResponse,
@@ -49,11 +49,6 @@ impl ObserverService {
             address: address.into(),
         }
     }
-
-    /// The tonic server wrapping this service, to add to a `tonic::transport::Server`.
-    pub fn into_server(self) -> ObserverServer<Self> {
-        ObserverServer::new(self)
-    }
 }
 
 #[tonic::async_trait]
@@ -71,7 +66,6 @@ impl observer_server::Observer for ObserverService {
         let ring = self.observer.ring();
         let written = ring.subscribe();
         let (buffered, next) = ring.snapshot();
-        let buffered = query.select_buffered(&buffered);
         let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
         tokio::spawn(stream_flows(
             Arc::clone(&self.observer),
@@ -130,8 +124,8 @@ fn nothing<T: Send + 'static>(follow: bool) -> BoxStream<T> {
     }
 }
 
-/// Where a `GetFlows` stream starts: the buffered events it selected, the ring position
-/// after them, and the ring's write counter to follow.
+/// Where a `GetFlows` stream starts: the buffered events, the ring position after them, and
+/// the ring's write counter to follow.
 struct Start {
     buffered: Vec<Arc<Event>>,
     next: u64,
@@ -152,8 +146,22 @@ async fn stream_flows(
         mut next,
         mut written,
     } = start;
+    // Selecting may decode thousands of records: off the async workers.
+    let query = Arc::new(query);
+    let selecting = Arc::clone(&query);
+    let Ok(buffered) =
+        tokio::task::spawn_blocking(move || selecting.select_buffered(&buffered)).await
+    else {
+        let _ = sender
+            .send(Err(Status::internal("selecting buffered flows failed")))
+            .await;
+        return;
+    };
     for event in buffered {
-        if sender.send(Ok(response(&event, &node))).await.is_err() {
+        let Some(response) = response(&event, &node) else {
+            continue;
+        };
+        if sender.send(Ok(response)).await.is_err() {
             return;
         }
     }
@@ -181,7 +189,10 @@ async fn stream_flows(
         for event in batch.events {
             match query.admit(&event) {
                 Admission::Send => {
-                    if sender.send(Ok(response(&event, &node))).await.is_err() {
+                    let Some(response) = response(&event, &node) else {
+                        continue;
+                    };
+                    if sender.send(Ok(response)).await.is_err() {
                         return;
                     }
                 }

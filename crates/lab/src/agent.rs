@@ -81,6 +81,8 @@ pub struct ClusterConfig {
     /// etcd's client URL.
     pub kvstore_endpoint: String,
     pub lease_ttl_secs: u32,
+    /// Extra flags, after the lab's own (a later flag wins).
+    pub agent_args: Vec<String>,
 }
 
 impl ClusterConfig {
@@ -90,6 +92,7 @@ impl ClusterConfig {
             routing: state.routing,
             kvstore_endpoint: state.etcd.client_url.clone(),
             lease_ttl_secs: state.lease_ttl_secs,
+            agent_args: state.agent_args.clone(),
         }
     }
 }
@@ -134,7 +137,11 @@ pub fn start(bins: &BinDir, cluster: &ClusterConfig, node: &NodeState) -> Result
         .arg("--cluster-pool-ipv4-cidr")
         .arg(plan::CLUSTER_POOL.to_string())
         .arg("--cluster-pool-ipv4-mask-size")
-        .arg(plan::POD_CIDR_PREFIX_LEN.to_string());
+        .arg(plan::POD_CIDR_PREFIX_LEN.to_string())
+        // Hubble on the underlay, for the lab's relay.
+        .arg("--hubble-listen-address")
+        .arg(format!("{}:{}", node.underlay_ip, plan::HUBBLE_PORT))
+        .args(&cluster.agent_args);
     tracing::info!(node = %node.name, log = %node.log.display(), "starting agent");
     process::spawn_detached(&mut cmd, &node.log).map_err(|source| AgentError::Start {
         node: node.name.clone(),

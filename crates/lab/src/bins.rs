@@ -16,6 +16,10 @@ pub const ETCD: &str = "etcd";
 const ETCD_PACKAGE: &str = "etcd-server";
 /// This binary's name, for recognising the toolbox servers it starts.
 pub const LAB: &str = "cilium-lab";
+/// The lab's Hubble relay.
+pub const RELAY: &str = "hubble-relay";
+/// The Hubble CLI (`cilium-lab hubble`).
+pub const HUBBLE: &str = "hubble";
 
 /// Errors locating binaries.
 #[derive(Debug, thiserror::Error)]

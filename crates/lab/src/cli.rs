@@ -51,6 +51,9 @@ pub enum Command {
     Delete(FileArgs),
     /// Bring a lab up if needed, deploy two pods and show traffic between them step by step.
     Demo(LabArg),
+    /// Run `hubble` against the lab's relay (every node's flows), e.g. `cilium-lab hubble
+    /// observe --verdict DROPPED`.
+    Hubble(HubbleArgs),
     /// Toolbox (runs inside pods): answer with the pod name on every listed port.
     Serve(ServeArgs),
     /// Toolbox (runs inside pods): one probe; prints the answer, exits non-zero without one.
@@ -80,6 +83,19 @@ pub struct UpArgs {
     #[arg(long, value_name = "SECS", default_value_t = DEFAULT_LEASE_TTL_SECS,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub kvstore_lease_ttl: u32,
+    /// An extra flag for every agent, after the lab's own (repeatable), e.g.
+    /// `--agent-arg=--enable-hubble=false`.
+    #[arg(long = "agent-arg", value_name = "FLAG", allow_hyphen_values = true)]
+    pub agent_args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct HubbleArgs {
+    #[command(flatten)]
+    pub lab: LabArg,
+    /// `hubble` arguments (`observe ...`, `status`, `list nodes`).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+    pub args: Vec<String>,
 }
 
 /// Output format.

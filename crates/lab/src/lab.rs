@@ -85,6 +85,15 @@ impl Lab {
         self.dir.join("etcd")
     }
 
+    /// The Hubble relay's unix socket.
+    pub fn relay_socket(&self) -> PathBuf {
+        self.dir.join("relay").join("hubble-relay.sock")
+    }
+
+    pub fn relay_log(&self) -> PathBuf {
+        self.dir.join("relay").join("relay.log")
+    }
+
     pub fn etcd_log(&self) -> PathBuf {
         self.dir.join("etcd.log")
     }

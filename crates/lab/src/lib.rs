@@ -20,6 +20,7 @@ pub mod netns;
 pub mod node;
 pub mod plan;
 pub mod process;
+pub mod relay;
 pub mod report;
 pub mod run;
 pub mod state;

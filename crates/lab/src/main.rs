@@ -46,6 +46,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 nodes: args.nodes,
                 routing: args.routing,
                 lease_ttl_secs: args.kvstore_lease_ttl,
+                agent_args: args.agent_args,
             };
             let state = up::up(&lab, &BinDir::locate()?, opts)?;
             println!(
@@ -120,6 +121,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let lab = lab(args.lab.lab);
             let key = PodKey::new(&args.namespace, &args.pod)?;
             match exec::exec_pod(&lab, &BinDir::locate()?, &key, &args.command)? {}
+        }
+        Command::Hubble(args) => {
+            let lab = lab(args.lab.lab);
+            match exec::exec_hubble(&lab, &BinDir::locate()?, &args.args)? {}
         }
         Command::Node(NodeCommand::Exec(args)) => {
             let lab = lab(args.lab.lab);

@@ -26,6 +26,12 @@ pub const ETCD_CLIENT_PORT: u16 = 2379;
 /// etcd's peer port (one member; nobody connects to it).
 pub const ETCD_PEER_PORT: u16 = 2380;
 
+/// Port of each agent's Hubble server on its underlay address (Cilium's 4244).
+pub const HUBBLE_PORT: u16 = 4244;
+
+/// Port of the lab's Hubble relay, next to etcd (Cilium's 4245).
+pub const RELAY_PORT: u16 = 4245;
+
 /// The range the cluster pool hands node pod CIDRs out of.
 pub const CLUSTER_POOL: Ipv4Net = Ipv4Net::new_assert(Ipv4Addr::new(10, 0, 0, 0), 8);
 

@@ -93,6 +93,12 @@ pub struct LabState {
     /// Index of the node `node add` creates when not told which: one past the highest ever
     /// used, so a new node never takes the name of one that died.
     pub next_node: u8,
+    /// Extra flags every agent gets (`up --agent-arg`), after the lab's own.
+    #[serde(default)]
+    pub agent_args: Vec<String>,
+    /// The lab's Hubble relay, once started.
+    #[serde(default)]
+    pub relay: Option<RelayState>,
 }
 
 impl LabState {
@@ -124,6 +130,17 @@ pub struct EtcdState {
     pub data_dir: PathBuf,
     pub log: PathBuf,
     /// Its PID while the lab runs it (`None` after `etcd stop`).
+    pub pid: Option<u32>,
+}
+
+/// The Hubble relay: in etcd's namespace, on TCP next to etcd and on a unix socket in the
+/// lab's directory (reachable from the root namespace, so `hubble` needs no namespace).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelayState {
+    pub netns: String,
+    pub address: std::net::SocketAddrV4,
+    pub socket: PathBuf,
+    pub log: PathBuf,
     pub pid: Option<u32>,
 }
 
@@ -257,6 +274,8 @@ mod tests {
                 pid: Some(41),
             },
             next_node: 2,
+            agent_args: vec!["--enable-hubble=false".into()],
+            relay: None,
             nodes: vec![NodeState {
                 name: "node1".into(),
                 netns: "cilab-default-node1".into(),

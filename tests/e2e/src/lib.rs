@@ -14,6 +14,7 @@ pub mod load;
 pub mod matrix;
 pub mod policy_cluster;
 pub mod probe;
+pub mod starwars;
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};

@@ -5,27 +5,12 @@
 //! Tiefighter's allowed connection shows as forwarded, delivered to the endpoint.
 #![cfg(feature = "privileged-tests")]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use cilium_e2e::{eventually, run, serial, stdout, Lab};
-use serde_json::Value;
+use cilium_e2e::{eventually, serial, starwars, Lab};
 
-const POLICY: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../examples/starwars/sw_l3_l4_policy.yaml"
-);
-const PYTHON_CLIENT: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../crates/hubble-proto/python/hubble_observe.py"
-);
-
-fn connect(lab: &Lab, from: &str, addr: &str) -> bool {
-    let cli = lab.bin("cilium-lab").display().to_string();
-    let out = lab.exec(from, &[&cli, "connect", addr, "--timeout", "1"]);
-    out.status.success() && stdout(&out).trim() == "deathstar"
-}
+const POLICY: &str = starwars::L3_L4_POLICY;
 
 /// The node's Hubble socket: `hubble.sock` next to its agent's API socket.
 fn hubble_socket(lab: &Lab, node: &str) -> PathBuf {
@@ -38,79 +23,32 @@ fn hubble_socket(lab: &Lab, node: &str) -> PathBuf {
     PathBuf::from(socket).with_file_name("hubble.sock")
 }
 
-/// Runs the generated Python client against a socket; one JSON value per response.
-fn observe(socket: &Path, args: &[&str]) -> Vec<Value> {
-    let python = std::env::var("PYTHON").unwrap_or_else(|_| "/usr/bin/python3".into());
-    let mut cmd = Command::new(&python);
-    cmd.arg(PYTHON_CLIENT)
-        .arg("--server")
-        .arg(format!("unix://{}", socket.display()))
-        .args(args);
-    let out = run(cmd);
-    assert!(
-        out.status.success(),
-        "hubble_observe.py {args:?} failed (scripts/setup.sh installs its packages):\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout(&out)
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
-        .collect()
-}
-
-fn identity_of(lab: &Lab, pod: &str) -> u64 {
-    lab.pods()
-        .into_iter()
-        .find(|p| p["name"] == pod)
-        .and_then(|p| p["identity"].as_u64())
-        .unwrap_or_else(|| panic!("{pod} has no identity in `pod list`"))
-}
-
-fn has_label(end: &Value, label: &str) -> bool {
-    end["labels"]
-        .as_array()
-        .is_some_and(|labels| labels.iter().any(|l| l == label))
-}
-
 #[test]
 fn the_star_wars_drop_shows_both_pods_over_the_hubble_socket() {
     let _serial = serial();
     let lab = Lab::up_with("hb", &["--nodes", "2"]);
-    lab.pod_add(
-        "deathstar",
-        &[
-            "--node",
-            "node2",
-            "--labels",
-            "org=empire,class=deathstar",
-            "--serve",
-            "80/tcp",
-        ],
-    );
-    lab.pod_add(
-        "tiefighter",
-        &["--node", "node1", "--labels", "org=empire,class=tiefighter"],
-    );
-    lab.pod_add(
-        "xwing",
-        &["--node", "node1", "--labels", "org=alliance,class=xwing"],
-    );
-    let deathstar = format!("{}:80", lab.pod_ip("deathstar"));
+    let deathstar = starwars::deploy(&lab);
     for node in ["node1", "node2"] {
         lab.cilium(node, &["policy", "import", POLICY]);
     }
     assert!(
-        connect(&lab, "tiefighter", &deathstar),
+        starwars::lands(&lab, "tiefighter", &deathstar),
         "tiefighter gets in"
     );
-    assert!(!connect(&lab, "xwing", &deathstar), "xwing is dropped");
+    assert!(
+        !starwars::lands(&lab, "xwing", &deathstar),
+        "xwing is dropped"
+    );
 
-    let socket = hubble_socket(&lab, "node2");
-    let (xwing_id, deathstar_id) = (identity_of(&lab, "xwing"), identity_of(&lab, "deathstar"));
+    let server = format!("unix://{}", hubble_socket(&lab, "node2").display());
+    let (xwing_id, deathstar_id) = (
+        starwars::identity_of(&lab, "xwing"),
+        starwars::identity_of(&lab, "deathstar"),
+    );
     // `hubble observe --verdict DROPPED --from-pod default/xwing` on deathstar's node.
     let drops = eventually(Duration::from_secs(10), "xwing's drop in Hubble", || {
-        let flows = observe(
-            &socket,
+        let flows = starwars::python_observe(
+            &server,
             &["--verdict", "DROPPED", "--from-pod", "default/xwing"],
         );
         flows
@@ -135,7 +73,8 @@ fn the_star_wars_drop_shows_both_pods_over_the_hubble_socket() {
     assert_eq!(source["pod_name"], "xwing", "{drop}");
     assert_eq!(source["identity"], xwing_id, "{drop}");
     assert!(
-        has_label(source, "k8s:org=alliance") && has_label(source, "k8s:class=xwing"),
+        starwars::has_label(source, "k8s:org=alliance")
+            && starwars::has_label(source, "k8s:class=xwing"),
         "{drop}"
     );
     let destination = &drop["destination"];
@@ -147,8 +86,8 @@ fn the_star_wars_drop_shows_both_pods_over_the_hubble_socket() {
         "{drop}"
     );
     assert!(
-        has_label(destination, "k8s:org=empire")
-            && has_label(destination, "k8s:io.kubernetes.pod.namespace=default"),
+        starwars::has_label(destination, "k8s:org=empire")
+            && starwars::has_label(destination, "k8s:io.kubernetes.pod.namespace=default"),
         "{drop}"
     );
     assert!(
@@ -158,8 +97,8 @@ fn the_star_wars_drop_shows_both_pods_over_the_hubble_socket() {
     );
 
     // Tiefighter's connection: forwarded, delivered to deathstar's endpoint.
-    let forwarded = observe(
-        &socket,
+    let forwarded = starwars::python_observe(
+        &server,
         &["--verdict", "FORWARDED", "--from-pod", "default/tiefighter"],
     );
     assert!(
@@ -173,13 +112,13 @@ fn the_star_wars_drop_shows_both_pods_over_the_hubble_socket() {
     );
 
     // `hubble status` and `hubble list nodes`.
-    let status = &observe(&socket, &["--status"])[0];
+    let status = &starwars::python_observe(&server, &["--status"])[0];
     let held: u64 = status["num_flows"]
         .as_str()
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("num_flows: {status}"));
     assert!(held >= 2, "{status}");
     assert_eq!(status["max_flows"], "4095", "{status}");
-    let nodes = &observe(&socket, &["--nodes"])[0];
+    let nodes = &starwars::python_observe(&server, &["--nodes"])[0];
     assert_eq!(nodes["nodes"][0]["name"], "default/node2", "{nodes}");
 }

@@ -7,51 +7,17 @@
 
 use std::time::Duration;
 
-use cilium_e2e::{eventually, serial, stdout, Lab};
+use cilium_e2e::{eventually, serial, starwars, Lab};
 
-const POLICY: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../examples/starwars/sw_l3_l4_policy.yaml"
-);
-
-fn connect(lab: &Lab, from: &str, addr: &str) -> bool {
-    let cli = lab.bin("cilium-lab").display().to_string();
-    let out = lab.exec(from, &[&cli, "connect", addr, "--timeout", "1"]);
-    out.status.success() && stdout(&out).trim() == "deathstar"
-}
-
-/// The Star Wars pods: deathstar (serving TCP/80) on node2, tiefighter and xwing on node1.
-/// Returns deathstar's `IP:80`.
-fn starwars_pods(lab: &Lab) -> String {
-    lab.pod_add(
-        "deathstar",
-        &[
-            "--node",
-            "node2",
-            "--labels",
-            "org=empire,class=deathstar",
-            "--serve",
-            "80/tcp",
-        ],
-    );
-    lab.pod_add(
-        "tiefighter",
-        &["--node", "node1", "--labels", "org=empire,class=tiefighter"],
-    );
-    lab.pod_add(
-        "xwing",
-        &["--node", "node1", "--labels", "org=alliance,class=xwing"],
-    );
-    format!("{}:80", lab.pod_ip("deathstar"))
-}
+const POLICY: &str = starwars::L3_L4_POLICY;
 
 #[test]
 fn starwars_l3_l4_policy_lets_the_empire_in_and_drops_the_alliance() {
     let _serial = serial();
     let lab = Lab::up_with("sw", &["--nodes", "2"]);
-    let deathstar = starwars_pods(&lab);
+    let deathstar = starwars::deploy(&lab);
     assert!(
-        connect(&lab, "xwing", &deathstar),
+        starwars::lands(&lab, "xwing", &deathstar),
         "without policy everyone gets in"
     );
 
@@ -60,10 +26,13 @@ fn starwars_l3_l4_policy_lets_the_empire_in_and_drops_the_alliance() {
         assert!(out.contains("Revision:"), "{out}");
     }
     assert!(
-        connect(&lab, "tiefighter", &deathstar),
+        starwars::lands(&lab, "tiefighter", &deathstar),
         "tiefighter must reach deathstar:80"
     );
-    assert!(!connect(&lab, "xwing", &deathstar), "xwing must be dropped");
+    assert!(
+        !starwars::lands(&lab, "xwing", &deathstar),
+        "xwing must be dropped"
+    );
     let metrics: serde_json::Value =
         serde_json::from_str(&lab.cilium("node2", &["bpf", "metrics", "list", "-o", "json"]))
             .unwrap();
@@ -120,7 +89,7 @@ fn starwars_l3_l4_policy_lets_the_empire_in_and_drops_the_alliance() {
     // Policies are applied in place: deleting them opens the door again.
     lab.cilium("node2", &["policy", "delete", "--all"]);
     eventually(Duration::from_secs(5), "xwing to get in again", || {
-        connect(&lab, "xwing", &deathstar).then_some(())
+        starwars::lands(&lab, "xwing", &deathstar).then_some(())
     });
 }
 
@@ -128,7 +97,7 @@ fn starwars_l3_l4_policy_lets_the_empire_in_and_drops_the_alliance() {
 fn a_policy_applied_on_one_node_is_enforced_on_every_node_in_native_routing() {
     let _serial = serial();
     let lab = Lab::up_with("sa", &["--nodes", "2", "--routing", "native"]);
-    let deathstar = starwars_pods(&lab);
+    let deathstar = starwars::deploy(&lab);
 
     // Applied through node1's agent only: stored in the kvstore, enforced on node2.
     let out = lab.cilium("node1", &["apply", "-f", POLICY]);
@@ -137,9 +106,9 @@ fn a_policy_applied_on_one_node_is_enforced_on_every_node_in_native_routing() {
         "{out}"
     );
     eventually(Duration::from_secs(10), "node2 to enforce rule1", || {
-        (!connect(&lab, "xwing", &deathstar)).then_some(())
+        (!starwars::lands(&lab, "xwing", &deathstar)).then_some(())
     });
-    assert!(connect(&lab, "tiefighter", &deathstar));
+    assert!(starwars::lands(&lab, "tiefighter", &deathstar));
     let rules = lab.cilium("node2", &["policy", "get"]);
     assert!(rules.contains("rule1"), "{rules}");
 
@@ -155,12 +124,12 @@ fn a_policy_applied_on_one_node_is_enforced_on_every_node_in_native_routing() {
         "the error names the field"
     );
     assert!(
-        connect(&lab, "tiefighter", &deathstar),
+        starwars::lands(&lab, "tiefighter", &deathstar),
         "the refused file changed nothing"
     );
 
     lab.cilium("node1", &["delete", "-f", POLICY]);
     eventually(Duration::from_secs(10), "node2 to drop rule1", || {
-        connect(&lab, "xwing", &deathstar).then_some(())
+        starwars::lands(&lab, "xwing", &deathstar).then_some(())
     });
 }

@@ -10,8 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cilium_hubble::{
-    pipeline, serve, Capacity, EndpointInfo, EventSender, FlowContext, FlowDecoder, Observer,
-    ObserverService,
+    serve, Capacity, EndpointInfo, EventSender, FlowContext, FlowDecoder, Observer, ObserverService,
 };
 use tokio::sync::oneshot;
 
@@ -176,13 +175,11 @@ impl Server {
     pub fn start() -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let socket = dir.path().join("run/hubble.sock");
-        let observer = Arc::new(Observer::new(NODE, Capacity::default()));
-        let sender = pipeline::start(
-            Arc::clone(&observer),
+        let observer = Arc::new(Observer::new(
             FlowDecoder::new(NODE, StarWars::new()),
-            64,
-        )
-        .expect("decoder thread");
+            Capacity::default(),
+        ));
+        let sender = EventSender::new(Arc::clone(&observer));
         let listener = serve::bind_unix(&socket).expect("bind");
         let service = ObserverService::new(
             Arc::clone(&observer),
@@ -206,12 +203,10 @@ impl Server {
         format!("unix://{}", self.socket.display())
     }
 
-    /// Feeds a record and waits until the ring has `total` flows.
+    /// Feeds a record; the ring then has `total` flows.
     pub fn feed(&self, record: Vec<u8>, total: u64) {
         self.sender.send(Arc::from(record));
-        wait_until("the flow to be decoded", || {
-            self.observer.seen_flows() == total
-        });
+        assert_eq!(self.observer.seen_flows(), total, "flows stored");
     }
 
     pub async fn stop(mut self) {

@@ -19,7 +19,7 @@ use crate::report::Problems;
 use crate::state::{LabState, StateError, StateLock};
 
 /// Programs the lab starts inside its namespaces; others found there are left alone.
-const OWN_PROGRAMS: [&str; 3] = [bins::AGENT, bins::LAB, bins::ETCD];
+const OWN_PROGRAMS: [&str; 4] = [bins::AGENT, bins::LAB, bins::ETCD, bins::RELAY];
 
 /// Errors of `down`, and the problems it collects while carrying on.
 #[derive(Debug, thiserror::Error)]
@@ -170,6 +170,9 @@ fn recorded_processes(state: Option<&LabState>) -> BTreeMap<u32, (&'static str, 
     }
     if let Some(pid) = state.etcd.pid {
         recorded.insert(pid, (bins::ETCD, "etcd".to_string()));
+    }
+    if let Some(pid) = state.relay.as_ref().and_then(|relay| relay.pid) {
+        recorded.insert(pid, (bins::RELAY, "hubble-relay".to_string()));
     }
     recorded
 }

@@ -1,6 +1,7 @@
-//! `exec` and `node exec`: run a command inside a pod's or a node's network namespace. The
-//! lab process replaces itself with the command (through `nsenter`/`ip netns exec`), so
-//! signals, stdio and the exit code are the command's own.
+//! `exec` and `node exec`: run a command inside a pod's or a node's network namespace; and
+//! `hubble`: run the Hubble CLI against the lab's relay. The lab process replaces itself with
+//! the command (through `nsenter`/`ip netns exec`), so signals, stdio and the exit code are
+//! the command's own.
 
 use std::convert::Infallible;
 use std::io;
@@ -25,6 +26,13 @@ pub enum ExecError {
     NoSuchPod { pod: String, lab: String },
     #[error("no node {node} in lab {lab}")]
     NoSuchNode { node: String, lab: String },
+    #[error("lab {lab} has no Hubble relay (it was brought up by an older cilium-lab)")]
+    NoRelay { lab: String },
+    #[error("cannot run hubble")]
+    Hubble {
+        #[source]
+        source: crate::bins::BinError,
+    },
     #[error("cannot run `{program}`")]
     Run {
         program: String,
@@ -76,6 +84,26 @@ pub fn exec_node(
         .env(cilium_api::paths::AGENT_SOCKET_ENV, &node_state.socket)
         .env("CILIUM_BPF_ROOT", &node_state.bpf_root);
     run(cmd, program)
+}
+
+/// `cilium-lab hubble`: becomes `hubble ARGS` with `HUBBLE_SERVER` set to the relay's unix
+/// socket (a `--server` in `args` still wins); returns only on failure.
+pub fn exec_hubble(lab: &Lab, bins: &BinDir, args: &[String]) -> Result<Infallible, ExecError> {
+    let state = pod::read_running(lab).map_err(|source| ExecError::Lookup {
+        source: Box::new(source),
+    })?;
+    let relay = state.relay.as_ref().ok_or_else(|| ExecError::NoRelay {
+        lab: lab.name().to_string(),
+    })?;
+    let hubble = bins
+        .require(crate::bins::HUBBLE)
+        .map_err(|source| ExecError::Hubble { source })?;
+    let mut cmd = Command::new(&hubble);
+    cmd.args(args).env(
+        "HUBBLE_SERVER",
+        format!("unix://{}", relay.socket.display()),
+    );
+    run(cmd, &hubble.display().to_string())
 }
 
 fn run(mut cmd: Command, program: &str) -> Result<Infallible, ExecError> {

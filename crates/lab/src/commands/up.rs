@@ -12,6 +12,7 @@ use crate::lab::Lab;
 use crate::names::NodeName;
 use crate::netns::{self, NetnsError};
 use crate::node::{self, NodeError};
+use crate::relay::{self, RelayError};
 use crate::report::{self, Problems};
 use crate::state::{LabState, Routing, StateError, StateLock};
 use crate::underlay;
@@ -74,6 +75,11 @@ pub enum UpError {
         #[source]
         source: AgentError,
     },
+    #[error("cannot bring the Hubble relay up")]
+    Relay {
+        #[source]
+        source: RelayError,
+    },
     /// The cause is shown first; the cleanup outcome after it.
     #[error("{}\n{cleanup}", report::chain(.cause.as_ref()))]
     RolledBack {
@@ -97,19 +103,23 @@ impl std::fmt::Display for CleanupNote {
 }
 
 /// Options of `up`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct UpOptions {
     pub nodes: u8,
     pub routing: Routing,
     /// The agents' kvstore lease TTL, in seconds.
     pub lease_ttl_secs: u32,
+    /// Extra flags for every agent.
+    pub agent_args: Vec<String>,
 }
 
 /// `cilium-lab up`; returns the state of the running lab.
 pub fn up(lab: &Lab, bins: &BinDir, opts: UpOptions) -> Result<LabState, UpError> {
     // Fail before creating anything when a program is missing.
-    bins.require(bins::AGENT)
-        .map_err(|source| UpError::Binary { source })?;
+    for program in [bins::AGENT, bins::RELAY] {
+        bins.require(program)
+            .map_err(|source| UpError::Binary { source })?;
+    }
     bins::etcd().map_err(|source| UpError::Binary { source })?;
     let lock = StateLock::acquire(lab).map_err(|source| UpError::State { source })?;
     let flag = lab.name_flag();
@@ -140,6 +150,8 @@ pub fn up(lab: &Lab, bins: &BinDir, opts: UpOptions) -> Result<LabState, UpError
         nodes: Vec::new(),
         pods: Vec::new(),
         next_node: opts.nodes + 1,
+        agent_args: opts.agent_args.clone(),
+        relay: None,
     };
     match build(lab, bins, opts, &lock, &mut state) {
         Ok(()) => Ok(state),
@@ -213,5 +225,19 @@ fn build(
             node.socket.display()
         );
     }
+    let mut relay = relay::layout(lab);
+    let pid =
+        relay::start(bins, &relay, &state.etcd).map_err(|source| UpError::Relay { source })?;
+    relay.pid = Some(pid);
+    state.relay = Some(relay.clone());
+    save(state)?;
+    relay::wait_ready(&relay, pid).map_err(|source| UpError::Relay { source })?;
+    println!(
+        "hubble-relay: namespace {}, {} and {} (pid {pid}); try `cilium-lab hubble{} observe`",
+        relay.netns,
+        relay.address,
+        relay.socket.display(),
+        lab.name_flag()
+    );
     save(state)
 }
