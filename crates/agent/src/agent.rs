@@ -118,6 +118,7 @@ impl Agent {
                     names
                 },
             }),
+            kube_proxy_replacement: Some(self.services.kube_proxy_replacement()),
         }
     }
 

@@ -36,7 +36,10 @@ use crate::cluster::records::{IpIdentityPair, NodeRecord};
 use crate::pod_metadata::PodMetadata;
 use cilium_identity::IdentityCache;
 
-/// Pause between a change and the re-plan, so that a burst of changes is planned once.
+/// Pause between a change and the re-plan, so that a burst of changes is planned once. The
+/// pause is stretched to the last re-plan's duration: a re-plan covers every service, so
+/// while thousands of services stream in, each one takes in all changes that arrived during
+/// the previous one and planning keeps at most half of a core busy.
 const COALESCE: Duration = Duration::from_millis(20);
 
 #[derive(Debug, thiserror::Error)]
@@ -169,6 +172,28 @@ impl Services {
         api_services(&programmer.desired)
     }
 
+    /// The kube-proxy-replacement facts of this load balancer for `cilium status`: ClusterIP
+    /// translation per packet at pod egress for TCP and UDP, with session affinity; no
+    /// socket-LB, and no NodePort translation on the node's devices (node ports are assigned,
+    /// but `bpf_host` does not translate them), so kube-proxy's NodePort handling is still
+    /// needed: Cilium's `kubeProxyReplacement=false`.
+    pub fn kube_proxy_replacement(&self) -> api::KubeProxyReplacement {
+        let programmer = self.programmer.lock().expect("services programmer lock");
+        let backend_selection = match programmer.planner.config().default_algorithm {
+            Algorithm::Random => "Random",
+            Algorithm::Maglev => "Maglev",
+        };
+        api::KubeProxyReplacement {
+            mode: "False".into(),
+            socket_lb: false,
+            protocols: vec!["TCP".into(), "UDP".into()],
+            backend_selection: backend_selection.into(),
+            session_affinity: true,
+            cluster_ip: true,
+            node_port: None,
+        }
+    }
+
     /// Re-plans from the current inputs and brings the maps to the plan.
     fn sync(
         &self,
@@ -238,7 +263,7 @@ fn running_pods(
         .ips
         .values()
         .filter(|pair| !pair.k8s_pod_name.is_empty())
-        .filter_map(|pair| {
+        .map(|pair| {
             let namespace = if pair.k8s_namespace.is_empty() {
                 cilium_loadbalancer::names::DEFAULT_NAMESPACE
             } else {
@@ -250,7 +275,7 @@ fn running_pods(
                     labels: identity_pod_labels(identities, pair.id),
                     ..Default::default()
                 });
-            Some(PodInfo {
+            PodInfo {
                 namespace: namespace.to_string(),
                 name: pair.k8s_pod_name.clone(),
                 labels: object.labels,
@@ -273,7 +298,7 @@ fn running_pods(
                     })
                     .collect(),
                 terminating: false,
-            })
+            }
         })
         .collect()
 }
@@ -376,17 +401,19 @@ pub async fn run(agent: Arc<Agent>) {
     ));
     loop {
         let agent_now = Arc::clone(&agent);
+        let started = std::time::Instant::now();
         let result = tokio::task::spawn_blocking(move || {
             agent_now
                 .services
                 .sync(agent_now.identities.metadata(), &agent_now.identity_cache)
         })
         .await;
+        let took = started.elapsed();
         if let Ok(Err(error)) = result {
             tracing::warn!(error = %crate::api::chain(&error), "services not fully programmed; retried at the next change");
         }
         services.wake.notified().await;
-        tokio::time::sleep(COALESCE).await;
+        tokio::time::sleep(COALESCE.max(took)).await;
         if follower.is_finished() {
             return;
         }

@@ -200,6 +200,43 @@ pub struct StatusResponse {
     /// The cluster as this node sees it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<ClusterStatus>,
+    /// What the agent does in kube-proxy's place (absent from agents that predate it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kube_proxy_replacement: Option<KubeProxyReplacement>,
+}
+
+/// The service handling the agent does in eBPF (a subset of Cilium's `KubeProxyReplacement`
+/// status).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct KubeProxyReplacement {
+    /// `True` when the agent handles every service type it offers without kube-proxy,
+    /// `False` when only in-cluster (ClusterIP) traffic is translated, as Cilium's
+    /// `kubeProxyReplacement=false`.
+    pub mode: String,
+    /// Connect-time translation in cgroup socket hooks.
+    pub socket_lb: bool,
+    /// Transport protocols services are translated for (`TCP`, `UDP`).
+    pub protocols: Vec<String>,
+    /// Backend selection for services without the `service.cilium.io/lb-algorithm`
+    /// annotation: `Random` or `Maglev`.
+    pub backend_selection: String,
+    /// `sessionAffinity: ClientIP` is honoured.
+    pub session_affinity: bool,
+    /// ClusterIP frontends are translated.
+    pub cluster_ip: bool,
+    /// The node-port range when NodePort frontends are translated on the node's devices;
+    /// absent when they are not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_port: Option<NodePortRange>,
+}
+
+/// The ports NodePort services are given (Cilium's `nodePort.range`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct NodePortRange {
+    pub min: u16,
+    pub max: u16,
 }
 
 /// The nodes a node knows of (Cilium's `ClusterStatus`, names only).

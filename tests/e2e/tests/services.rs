@@ -391,6 +391,23 @@ fn maglev_removing_one_of_ten_backends_remaps_few_other_flows() {
     add_pod(&lab, "client", "node1", "app=client");
     apply(&lab, "maglev.yaml", MAGLEV);
     wait_programmed(&lab, MAGLEV_IP, 80, "TCP", 10);
+
+    // `cilium status` says what the agent does in kube-proxy's place.
+    let status = lab.cilium("node1", &["status"]);
+    for line in [
+        "KubeProxyReplacement Details:",
+        "  Socket LB:           Disabled",
+        "  Protocols:           TCP, UDP",
+        "  Backend Selection:   Random",
+        "  Session Affinity:    Enabled",
+        "  - ClusterIP:   Enabled",
+        "  - NodePort:    Disabled",
+    ] {
+        assert!(
+            status.lines().any(|l| l == line),
+            "`cilium status` lacks {line:?}:\n{status}"
+        );
+    }
     let ns = netns_of(&lab, "client");
     let to = SocketAddrV4::new(MAGLEV_IP, 80);
     let ports: Vec<u16> = (41000..41400).collect();

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use cilium_api::models::{ClusterStatus, Status, StatusResponse};
+use cilium_api::models::{ClusterStatus, KubeProxyReplacement, Status, StatusResponse};
 use cilium_api::ClientError;
 
 use crate::cli::OutputFormat;
@@ -91,7 +91,42 @@ fn render(status: &StatusResponse) -> String {
     table.row(["Endpoints:".to_string(), status.endpoints.to_string()]);
     table.row(["BPF Root:".to_string(), status.bpf_root.clone()]);
     table.row(["Uptime:".to_string(), format_uptime(status.uptime_seconds)]);
-    table.render()
+    let mut text = table.render();
+    if let Some(kpr) = &status.kube_proxy_replacement {
+        text.push_str(&render_kube_proxy_replacement(kpr));
+    }
+    text
+}
+
+/// The `KubeProxyReplacement Details:` block, laid out like `cilium-dbg status --verbose`.
+fn render_kube_proxy_replacement(kpr: &KubeProxyReplacement) -> String {
+    let enabled = |on: bool| if on { "Enabled" } else { "Disabled" }.to_string();
+    let mut details = Table::new();
+    details.row(["  Status:".to_string(), kpr.mode.clone()]);
+    details.row(["  Socket LB:".to_string(), enabled(kpr.socket_lb)]);
+    details.row(["  Protocols:".to_string(), kpr.protocols.join(", ")]);
+    details.row([
+        "  Backend Selection:".to_string(),
+        kpr.backend_selection.clone(),
+    ]);
+    details.row([
+        "  Session Affinity:".to_string(),
+        enabled(kpr.session_affinity),
+    ]);
+    let mut services = Table::new();
+    services.row(["  - ClusterIP:".to_string(), enabled(kpr.cluster_ip)]);
+    services.row([
+        "  - NodePort:".to_string(),
+        match kpr.node_port {
+            Some(range) => format!("Enabled (Range: {}-{})", range.min, range.max),
+            None => enabled(false),
+        },
+    ]);
+    format!(
+        "KubeProxyReplacement Details:\n{}  Services:\n{}",
+        details.render(),
+        services.render()
+    )
 }
 
 /// `Ok   etcd: 1/1 connected, …`: the state, then the message when there is one.
@@ -130,7 +165,7 @@ fn format_uptime(seconds: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cilium_api::models::IpamSummary;
+    use cilium_api::models::{IpamSummary, NodePortRange};
 
     fn status() -> StatusResponse {
         StatusResponse {
@@ -153,6 +188,7 @@ mod tests {
             uptime_seconds: 3725,
             kvstore: None,
             cluster: None,
+            kube_proxy_replacement: None,
         }
     }
 
@@ -200,6 +236,56 @@ mod tests {
             "Cluster:       default (3 nodes: node1, node2, node3)"
         );
         assert_eq!(lines[4], "Routing:       Network: Tunnel   Host: Legacy");
+    }
+
+    #[test]
+    fn kube_proxy_replacement_details_follow_the_summary() {
+        let kpr = KubeProxyReplacement {
+            mode: "False".into(),
+            socket_lb: false,
+            protocols: vec!["TCP".into(), "UDP".into()],
+            backend_selection: "Random".into(),
+            session_affinity: true,
+            cluster_ip: true,
+            node_port: None,
+        };
+        let status = StatusResponse {
+            kube_proxy_replacement: Some(kpr.clone()),
+            ..status()
+        };
+        let text = render(&status);
+        let details = text
+            .split_once("Uptime:        1h2m5s\n")
+            .expect("the uptime line precedes the details")
+            .1;
+        assert_eq!(
+            details,
+            "KubeProxyReplacement Details:\n  \
+             Status:              False\n  \
+             Socket LB:           Disabled\n  \
+             Protocols:           TCP, UDP\n  \
+             Backend Selection:   Random\n  \
+             Session Affinity:    Enabled\n  \
+             Services:\n  \
+             - ClusterIP:   Enabled\n  \
+             - NodePort:    Disabled\n"
+        );
+        let with_node_port = KubeProxyReplacement {
+            mode: "True".into(),
+            backend_selection: "Maglev".into(),
+            node_port: Some(NodePortRange {
+                min: 30000,
+                max: 32767,
+            }),
+            ..kpr
+        };
+        let text = render_kube_proxy_replacement(&with_node_port);
+        assert!(text.contains("  Status:              True\n"), "{text}");
+        assert!(text.contains("  Backend Selection:   Maglev\n"), "{text}");
+        assert!(
+            text.ends_with("  - NodePort:    Enabled (Range: 30000-32767)\n"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -266,6 +266,7 @@ fn health(healthy: bool) -> StatusResponse {
         uptime_seconds: 1,
         kvstore: None,
         cluster: None,
+        kube_proxy_replacement: None,
     }
 }
 
