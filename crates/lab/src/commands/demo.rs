@@ -2,7 +2,8 @@
 //! lab), deploys a client pod on one node and a server pod on the other, and shows, one
 //! printed command at a time, what works between them across the underlay; then Cilium's
 //! Star Wars demo: its L3/L4 policy lets the empire's tiefighter reach the deathstar and drops
-//! the alliance's xwing. The lab stays up afterwards.
+//! the alliance's xwing, Hubble shows the drop through the lab's relay, and `cilium policy
+//! trace` explains it. The lab stays up afterwards.
 //!
 //! Every step runs this very binary (or `cilium` through `node exec`) exactly as a user would
 //! type it, so the printed commands can be copied.
@@ -303,6 +304,28 @@ fn starwars(
         ),
         &["node", "exec"],
         &in_node(&deathstar.node, &["bpf", "metrics", "list"]),
+    )?;
+    demo.step(
+        "Hubble, through the lab's relay: who was dropped, by whom, and why",
+        &["hubble"],
+        &["observe", "--verdict", "DROPPED", "--last", "3"].map(String::from),
+    )?;
+    demo.step(
+        "cilium policy trace: no rule of the deathstar's lets the alliance in",
+        &["node", "exec"],
+        &in_node(
+            &deathstar.node,
+            &[
+                "policy",
+                "trace",
+                "--src-labels",
+                "k8s:org=alliance,k8s:class=xwing,k8s:io.kubernetes.pod.namespace=default",
+                "--dst-k8s-pod",
+                "default:deathstar",
+                "--dport",
+                "80/TCP",
+            ],
+        ),
     )
 }
 
