@@ -116,6 +116,21 @@ pub struct AgentConfig {
     /// Flows kept per node: 2^n - 1.
     #[arg(long, default_value = "4095", value_parser = parse_ring_capacity)]
     pub hubble_event_buffer_capacity: cilium_hubble::Capacity,
+
+    /// Serve the agent's Prometheus metrics on this `[HOST]:PORT` (Cilium's `:9962`); off
+    /// when not given.
+    #[arg(long)]
+    pub prometheus_serve_addr: Option<String>,
+
+    /// Serve Hubble's Prometheus metrics on this `[HOST]:PORT` (Cilium's `:9965`); off when
+    /// not given.
+    #[arg(long)]
+    pub hubble_metrics_server: Option<String>,
+
+    /// Hubble metric groups to count, comma-separated: `flow`, `drop`, `tcp`,
+    /// `port-distribution`, `policy` (none by default).
+    #[arg(long, value_delimiter = ',')]
+    pub hubble_metrics: Vec<String>,
 }
 
 fn parse_ring_capacity(text: &str) -> Result<cilium_hubble::Capacity, String> {
@@ -244,6 +259,9 @@ mod tests {
         );
         assert_eq!(config.hubble_event_buffer_capacity.get(), 4095);
         assert_eq!(config.hubble_listen_address, None);
+        assert_eq!(config.prometheus_serve_addr, None);
+        assert_eq!(config.hubble_metrics_server, None);
+        assert!(config.hubble_metrics.is_empty());
     }
 
     #[test]

@@ -132,6 +132,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     tokio::spawn(crate::services::run(Arc::clone(&agent)));
 
     let hubble = crate::hubble::start(&agent).await?;
+    crate::metrics::start(&agent, hubble.as_ref()).await?;
     monitor_server::start(&config.monitor_socket(), prepared.events, hubble)?;
     spawn_conntrack_gc(agent.clone());
     spawn_identity_gc(agent.clone());

@@ -9,6 +9,7 @@ mod daemon;
 mod host_devices;
 mod hubble;
 mod identity;
+mod metrics;
 mod monitor_server;
 mod node_address;
 mod node_datapath;

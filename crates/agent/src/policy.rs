@@ -70,6 +70,11 @@ impl PolicyEngine {
         }
     }
 
+    /// How many rules the repository holds (`cilium_policy`).
+    pub fn rule_count(&self) -> usize {
+        self.state.lock().expect("policy lock").repo.rules().count()
+    }
+
     /// The enforcement mode (`enable-policy`).
     pub fn enforcement(&self) -> EnforcementMode {
         self.options.lock().expect("options lock").enforcement

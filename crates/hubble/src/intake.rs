@@ -24,6 +24,11 @@ impl EventSender {
         Self { observer }
     }
 
+    /// The observer records go to.
+    pub fn observer(&self) -> &Arc<Observer> {
+        &self.observer
+    }
+
     /// Stores one raw ring buffer record (see [`send_batch`](Self::send_batch)).
     pub fn send(&self, bytes: Arc<[u8]>) {
         self.send_batch(vec![bytes]);

@@ -9,6 +9,7 @@
 //!   reason, Ethernet/IP/L4 from [`layers`], observation point, direction, reply, ...),
 //!   with both ends resolved through the agent's [`FlowContext`];
 //! - [`observer`]: the ring plus the counters `ServerStatus` and `GetNodes` report;
+//! - [`metrics`]: Hubble's Prometheus counters (`--hubble-metrics`), fed as flows are recorded;
 //! - [`filter`] and [`query`]: `GetFlows` whitelist/blacklist filters, `number`, `first`,
 //!   `follow`, `since`, `until`;
 //! - [`service`] and [`serve`]: the gRPC service on a unix socket and TCP; [`client`]
@@ -24,6 +25,7 @@ pub mod decode;
 pub mod filter;
 pub mod intake;
 pub mod layers;
+pub mod metrics;
 pub mod observer;
 pub mod peer;
 pub mod query;

@@ -1,7 +1,7 @@
 //! The node's observer: the flow ring and the counters `ServerStatus` and `GetNodes` report.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Instant, SystemTime};
 
 use cilium_hubble_proto::flow::{Flow, LostEvent, LostEventSource};
@@ -11,6 +11,7 @@ use cilium_hubble_proto::well_known::UInt32Value;
 use cilium_hubble_proto::Timestamp;
 
 use crate::decode::{message_type, FlowDecoder};
+use crate::metrics::FlowMetrics;
 use crate::ring::{Capacity, Event, FlowRing, LazyFlow, Payload};
 
 /// Version reported to clients (`ServerStatus.version`, `Node.version`).
@@ -22,6 +23,7 @@ pub struct Observer {
     decoder: Arc<FlowDecoder>,
     started: Instant,
     seen_flows: AtomicU64,
+    metrics: OnceLock<Arc<FlowMetrics>>,
 }
 
 impl Observer {
@@ -33,6 +35,7 @@ impl Observer {
             decoder: Arc::new(decoder),
             started: Instant::now(),
             seen_flows: AtomicU64::new(0),
+            metrics: OnceLock::new(),
         }
     }
 
@@ -44,9 +47,16 @@ impl Observer {
         &self.ring
     }
 
+    /// Counts every flow recorded from now on in `metrics` (Hubble's Prometheus metrics).
+    /// Returns false, changing nothing, when metrics were enabled already.
+    pub fn enable_metrics(&self, metrics: Arc<FlowMetrics>) -> bool {
+        self.metrics.set(metrics).is_ok()
+    }
+
     /// Stores raw datapath records observed at `time`, undecoded: the event path pays one
-    /// allocation per record; decoding happens when a reader asks for the flow. Records of
-    /// kinds that do not become flows (debug, capture, ...) are skipped.
+    /// allocation per record; decoding happens when a reader asks for the flow — or here,
+    /// when metrics are enabled, so each flow is counted once. Records of kinds that do not
+    /// become flows (debug, capture, ...) are skipped.
     pub fn record_raw(&self, records: Vec<Arc<[u8]>>, time: Timestamp) {
         let events: Vec<Event> = records
             .into_iter()
@@ -56,6 +66,11 @@ impl Observer {
                 payload: Payload::Flow(LazyFlow::record(bytes, Arc::clone(&self.decoder))),
             })
             .collect();
+        if let Some(metrics) = self.metrics.get() {
+            for flow in events.iter().filter_map(Event::flow) {
+                metrics.observe(flow);
+            }
+        }
         self.seen_flows
             .fetch_add(events.len() as u64, Ordering::Relaxed);
         self.ring.push_batch(events);
@@ -66,6 +81,9 @@ impl Observer {
         self.seen_flows.fetch_add(1, Ordering::Relaxed);
         flow.time
             .get_or_insert_with(|| Timestamp::from(SystemTime::now()));
+        if let Some(metrics) = self.metrics.get() {
+            metrics.observe(&flow);
+        }
         self.ring.push(Event::flow_event(flow));
     }
 
