@@ -52,6 +52,7 @@
 #include "lib/local_delivery.h"
 #include "lib/policy.h"
 #include "lib/lb4.h"
+#include "lib/nat.h"
 #include "lib/layout.h"
 
 #define THIS_SOURCE_FILE	SOURCE_FILE_BPF_LXC
@@ -194,6 +195,39 @@ static __always_inline int hairpin_reply4(struct __sk_buff *ctx, __u32 l4_off,
 }
 
 /*
+ * A reply of a NodePort connection this pod serves (its conntrack entry,
+ * created when bpf_host delivered the request, names the frontend): the
+ * source becomes the frontend again and the packet goes straight out of the
+ * device the node's FIB names for the client, past the stack (which would
+ * take a packet from its own address for a martian).
+ */
+static __always_inline int nodeport_reply4(struct __sk_buff *ctx, __u32 l4_off,
+					   struct ct_packet *pkt,
+					   const struct trace_ctx *tctx)
+{
+	struct iphdr *ip4;
+	__u32 oif = 0;
+	int ret;
+
+	ret = lb4_rev_nat(ctx, l4_off, &pkt->tuple, pkt->rev_nat_index,
+			  pkt->tuple.daddr);
+	if (IS_DROP(ret))
+		return ret;
+	ret = ipv4_load(ctx, &ip4);
+	if (IS_DROP(ret))
+		return ret;
+	ret = fib_redirect4(ctx, ip4, &oif);
+	if (ret == FIB_TO_STACK)
+		return DROP_FIB_LOOKUP_FAILED;
+	if (IS_DROP(ret))
+		return ret;
+	send_trace_notify(ctx, MONITOR_AGGREGATION, TRACE_TO_NETWORK, lxc_id(),
+			  SECLABEL, WORLD_ID, 0, oif, tctx);
+	update_metrics(ctx->len, METRIC_EGRESS, REASON_FORWARDED);
+	return ret;
+}
+
+/*
  * Whether conntrack saw the first packet of a connection: no entry, or a
  * fresh SYN on a closing entry's tuple (ct_lookup4 says CT_NEW for both).
  */
@@ -232,6 +266,9 @@ static __always_inline int handle_ipv4_from_lxc(struct __sk_buff *ctx,
 	ret = ct_lookup4(&pkt, CT_EGRESS, &tctx);
 	if (ret == CT_REPLY && pkt.loopback)
 		return hairpin_reply4(ctx, l4_off, &pkt);
+	/* Only NodePort connections' ingress entries carry one in a reply. */
+	if (ret == CT_REPLY && pkt.rev_nat_index)
+		return nodeport_reply4(ctx, l4_off, &pkt, &tctx);
 	/* The destination's identity costs two lookups; only policy needs it here. */
 	/* A pod reaching itself through a service is not policed (hairpin). */
 	if (ct_is_new(ret) && !pkt.loopback &&
@@ -320,6 +357,7 @@ int cil_from_container(struct __sk_buff *ctx)
 static __always_inline int ipv4_to_endpoint(struct __sk_buff *ctx,
 					    __u32 *src_label)
 {
+	__u16 nodeport_rev_nat = lb4_nodeport_cb_take(ctx);
 	struct trace_ctx tctx = {};
 	struct ct_packet pkt = {};
 	struct ethhdr *eth;
@@ -350,6 +388,10 @@ static __always_inline int ipv4_to_endpoint(struct __sk_buff *ctx,
 			return ret;
 	}
 	if (ret == CT_NEW) {
+		/* A NodePort request bpf_host translated: remember the
+		 * frontend for the replies. */
+		if (nodeport_rev_nat)
+			pkt.rev_nat_index = nodeport_rev_nat;
 		ret = ct_create_new4(&pkt, *src_label, &tctx);
 		if (IS_DROP(ret))
 			return ret;

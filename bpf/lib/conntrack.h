@@ -24,6 +24,9 @@
  *     whose rev_nat_index (network order) says the connection was
  *     translated, so that ct_lookup4 hands it to the reply path, and whose
  *     lb_loopback marks a hairpinned connection (source IPV4_LOOPBACK).
+ *     For a NodePort connection to a local backend it is the backend's
+ *     ingress entry that carries rev_nat_index (bpf_host hands it over), so
+ *     the backend's replies are translated back as they leave it.
  */
 #pragma once
 

@@ -58,6 +58,17 @@
 /* Source address of hairpinned service traffic (Cilium's IPV4_LOOPBACK). */
 #define IPV4_LOOPBACK		bpf_htonl(0xa9fe2a01)	/* 169.254.42.1 */
 
+/*
+ * NodePort connections to a local backend: bpf_host hands the frontend's
+ * reverse-NAT index to the backend's handle_policy in cb[CB_NODEPORT],
+ * tagged with NODEPORT_CB_TAG in the upper half so leftover cb[] content is
+ * never taken for one; the connection's conntrack entry keeps it for the
+ * backend's replies, which cil_from_container translates back.
+ */
+#define CB_NODEPORT		1
+#define NODEPORT_CB_TAG		0x4e500000
+#define NODEPORT_CB_MASK	0xffff0000
+
 #define IP_CSUM_OFF		offsetof(struct iphdr, check)
 #define IP_DADDR_OFF		offsetof(struct iphdr, daddr)
 #define IP_SADDR_OFF		offsetof(struct iphdr, saddr)
@@ -74,6 +85,21 @@ struct lb4_frontend {
 	struct lb4_service *svc;
 };
 
+/* The master entry of @tuple's destination in lookup scope @scope. */
+static __always_inline bool lb4_lookup_scope(const struct ipv4_ct_tuple *tuple,
+					     __u8 scope, struct lb4_frontend *fe)
+{
+	if (tuple->nexthdr != IPPROTO_TCP && tuple->nexthdr != IPPROTO_UDP)
+		return false;
+	__builtin_memset(&fe->key, 0, sizeof(fe->key));
+	fe->key.address = tuple->daddr;
+	fe->key.dport = tuple->dport;
+	fe->key.proto = tuple->nexthdr;
+	fe->key.scope = scope;
+	fe->svc = bpf_map_lookup_elem(&cilium_lb4_services_v2, &fe->key);
+	return fe->svc != NULL;
+}
+
 /**
  * lb4_lookup_service - find the master entry of a packet's destination
  * @tuple: the packet's conntrack tuple (daddr, dport, nexthdr are used)
@@ -84,30 +110,35 @@ struct lb4_frontend {
 static __always_inline bool lb4_lookup_service(const struct ipv4_ct_tuple *tuple,
 					       struct lb4_frontend *fe)
 {
-	struct lb4_service *svc;
+	struct lb4_service *external;
 
-	if (tuple->nexthdr != IPPROTO_TCP && tuple->nexthdr != IPPROTO_UDP)
+	if (!lb4_lookup_scope(tuple, LB_LOOKUP_SCOPE_EXT, fe))
 		return false;
-	__builtin_memset(&fe->key, 0, sizeof(fe->key));
-	fe->key.address = tuple->daddr;
-	fe->key.dport = tuple->dport;
-	fe->key.proto = tuple->nexthdr;
-	fe->key.scope = LB_LOOKUP_SCOPE_EXT;
-	svc = bpf_map_lookup_elem(&cilium_lb4_services_v2, &fe->key);
-	if (!svc)
-		return false;
-	if (svc->flags2 & SVC_FLAG_TWO_SCOPES) {
-		struct lb4_service *internal;
-
-		fe->key.scope = LB_LOOKUP_SCOPE_INT;
-		internal = bpf_map_lookup_elem(&cilium_lb4_services_v2, &fe->key);
-		if (internal)
-			svc = internal;
-		else
-			fe->key.scope = LB_LOOKUP_SCOPE_EXT;
+	external = fe->svc;
+	if (external->flags2 & SVC_FLAG_TWO_SCOPES &&
+	    !lb4_lookup_scope(tuple, LB_LOOKUP_SCOPE_INT, fe)) {
+		fe->key.scope = LB_LOOKUP_SCOPE_EXT;
+		fe->svc = external;
 	}
-	fe->svc = svc;
 	return true;
+}
+
+/* Frontend kinds clients outside the cluster reach through a node. */
+#define LB4_EXTERNAL_KINDS	(SVC_FLAG_NODEPORT | SVC_FLAG_EXTERNAL_IP | \
+				 SVC_FLAG_LOADBALANCER)
+
+/**
+ * lb4_lookup_external - find the external-scope master entry of a packet
+ * that entered the node from outside: NodePort, externalIPs and
+ * load-balancer frontends only (ClusterIPs are for the cluster's own use)
+ * @tuple: the packet's conntrack tuple
+ * @fe: receives the key and entry
+ */
+static __always_inline bool lb4_lookup_external(const struct ipv4_ct_tuple *tuple,
+						struct lb4_frontend *fe)
+{
+	return lb4_lookup_scope(tuple, LB_LOOKUP_SCOPE_EXT, fe) &&
+	       (fe->svc->flags & LB4_EXTERNAL_KINDS);
 }
 
 /* A 32-bit mix of the 5-tuple, the same for every packet of a flow. */
@@ -356,6 +387,57 @@ static __always_inline bool lb4_entry_reusable(struct ct_entry *entry,
 }
 
 /**
+ * lb4_conn_backend - the backend of a packet's connection to a frontend
+ * @fe: the frontend the packet is addressed to
+ * @pkt: the packet as ct_extract4() saw it (before translation)
+ * @out: receives the backend
+ *
+ * Reuses the connection's service entry, else chooses a backend and
+ * records it. Returns 0, DROP_NO_SERVICE when the frontend has no backend,
+ * or DROP_CT_CREATE_FAILED.
+ */
+static __always_inline int lb4_conn_backend(const struct lb4_frontend *fe,
+					    struct ct_packet *pkt,
+					    struct lb4_backend **out)
+{
+	struct ipv4_ct_tuple svc_tuple = pkt->tuple;
+	struct lb4_backend *backend = NULL;
+	struct ct_entry fresh = {};
+	struct ct_entry *entry;
+	__u32 backend_id = 0;
+	__u32 now = bpf_now_sec();
+	void *map;
+
+	svc_tuple.flags = TUPLE_F_SERVICE;
+	map = ct_map4(svc_tuple.nexthdr);
+	entry = bpf_map_lookup_elem(map, &svc_tuple);
+	if (entry && lb4_entry_reusable(entry, pkt, fe->svc->rev_nat_index)) {
+		backend_id = (__u32)entry->backend_id;
+		backend = bpf_map_lookup_elem(&cilium_lb4_backends_v3, &backend_id);
+		if (backend) {
+			entry->lifetime = now + ct_lifetime(entry, svc_tuple.nexthdr);
+			*out = backend;
+			return 0;
+		}
+	}
+
+	backend_id = lb4_select_backend(fe, &pkt->tuple);
+	if (!backend_id)
+		return DROP_NO_SERVICE;
+	backend = bpf_map_lookup_elem(&cilium_lb4_backends_v3, &backend_id);
+	if (!backend)
+		return DROP_NO_SERVICE;
+	fresh.backend_id = backend_id;
+	fresh.rev_nat_index = fe->svc->rev_nat_index;
+	fresh.seen_non_syn = 1;
+	fresh.lifetime = now + ct_lifetime(&fresh, svc_tuple.nexthdr);
+	if (bpf_map_update_elem(map, &svc_tuple, &fresh, BPF_ANY) < 0)
+		return DROP_CT_CREATE_FAILED;
+	*out = backend;
+	return 0;
+}
+
+/**
  * lb4_local - load-balance a packet leaving a pod
  * @ctx: packet context
  * @l4_off: offset of its L4 header
@@ -371,45 +453,16 @@ static __always_inline int lb4_local(struct __sk_buff *ctx, __u32 l4_off,
 				     struct ct_packet *pkt, __be32 self)
 {
 	struct ipv4_ct_tuple *tuple = &pkt->tuple;
-	struct ipv4_ct_tuple svc_tuple;
-	struct lb4_frontend fe;
 	struct lb4_backend *backend = NULL;
-	struct ct_entry *entry;
-	__u32 backend_id = 0;
+	struct lb4_frontend fe;
 	__be32 saddr = tuple->saddr;
-	__u32 now;
-	void *map;
+	int ret;
 
 	if (!lb4_lookup_service(tuple, &fe))
 		return 0;
-
-	now = bpf_now_sec();
-	svc_tuple = *tuple;
-	svc_tuple.flags = TUPLE_F_SERVICE;
-	map = ct_map4(svc_tuple.nexthdr);
-	entry = bpf_map_lookup_elem(map, &svc_tuple);
-	if (entry && lb4_entry_reusable(entry, pkt, fe.svc->rev_nat_index)) {
-		backend_id = (__u32)entry->backend_id;
-		backend = bpf_map_lookup_elem(&cilium_lb4_backends_v3, &backend_id);
-		if (backend)
-			entry->lifetime = now + ct_lifetime(entry, svc_tuple.nexthdr);
-	}
-	if (!backend) {
-		struct ct_entry fresh = {};
-
-		backend_id = lb4_select_backend(&fe, tuple);
-		if (!backend_id)
-			return DROP_NO_SERVICE;
-		backend = bpf_map_lookup_elem(&cilium_lb4_backends_v3, &backend_id);
-		if (!backend)
-			return DROP_NO_SERVICE;
-		fresh.backend_id = backend_id;
-		fresh.rev_nat_index = fe.svc->rev_nat_index;
-		fresh.seen_non_syn = 1;
-		fresh.lifetime = now + ct_lifetime(&fresh, svc_tuple.nexthdr);
-		if (bpf_map_update_elem(map, &svc_tuple, &fresh, BPF_ANY) < 0)
-			return DROP_CT_CREATE_FAILED;
-	}
+	ret = lb4_conn_backend(&fe, pkt, &backend);
+	if (ret)
+		return ret;
 
 	if (backend->address == self) {
 		saddr = IPV4_LOOPBACK;
@@ -418,6 +471,24 @@ static __always_inline int lb4_local(struct __sk_buff *ctx, __u32 l4_off,
 	pkt->rev_nat_index = fe.svc->rev_nat_index;
 	return lb4_rewrite(ctx, l4_off, tuple, saddr, tuple->sport,
 			   backend->address, backend->port);
+}
+
+/* Hand @rev_nat_index to the next handle_policy (see CB_NODEPORT). */
+static __always_inline void lb4_nodeport_cb_set(struct __sk_buff *ctx,
+						__u16 rev_nat_index)
+{
+	ctx->cb[CB_NODEPORT] = NODEPORT_CB_TAG | rev_nat_index;
+}
+
+/* The reverse-NAT index bpf_host handed over, 0 for none; clears it. */
+static __always_inline __u16 lb4_nodeport_cb_take(struct __sk_buff *ctx)
+{
+	__u32 value = ctx->cb[CB_NODEPORT];
+
+	ctx->cb[CB_NODEPORT] = 0;
+	if ((value & NODEPORT_CB_MASK) != NODEPORT_CB_TAG)
+		return 0;
+	return (__u16)value;
 }
 
 /**

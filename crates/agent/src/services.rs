@@ -173,10 +173,10 @@ impl Services {
     }
 
     /// The kube-proxy-replacement facts of this load balancer for `cilium status`: ClusterIP
-    /// translation per packet at pod egress for TCP and UDP, with session affinity; no
-    /// socket-LB, and no NodePort translation on the node's devices (node ports are assigned,
-    /// but `bpf_host` does not translate them), so kube-proxy's NodePort handling is still
-    /// needed: Cilium's `kubeProxyReplacement=false`.
+    /// translation per packet at pod egress and NodePort (with externalIPs and load-balancer
+    /// IPs) on the node's underlay device (`bpf_host`), for TCP and UDP, with session
+    /// affinity; no socket-LB. Every service type is handled without kube-proxy: Cilium's
+    /// `kubeProxyReplacement=true`.
     pub fn kube_proxy_replacement(&self) -> api::KubeProxyReplacement {
         let programmer = self.programmer.lock().expect("services programmer lock");
         let backend_selection = match programmer.planner.config().default_algorithm {
@@ -184,13 +184,16 @@ impl Services {
             Algorithm::Maglev => "Maglev",
         };
         api::KubeProxyReplacement {
-            mode: "False".into(),
+            mode: "True".into(),
             socket_lb: false,
             protocols: vec!["TCP".into(), "UDP".into()],
             backend_selection: backend_selection.into(),
             session_affinity: true,
             cluster_ip: true,
-            node_port: None,
+            node_port: Some(api::NodePortRange {
+                min: *alloc::NODE_PORTS.start(),
+                max: *alloc::NODE_PORTS.end(),
+            }),
         }
     }
 

@@ -658,6 +658,7 @@ impl Datapath {
             &self.paths,
             &self.map_sizes,
             self.config.monitor_aggregation,
+            self.routing,
         )
         .map_err(|source| DatapathError::Load {
             what: "the host device".to_string(),

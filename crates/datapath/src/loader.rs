@@ -17,6 +17,7 @@ use crate::{
     abi::{CT_ANY4_MAP, CT_MAP_SIZE_ANY, CT_MAP_SIZE_TCP, CT_TCP4_MAP, POLICY_MAP},
     bpffs::BpfPaths,
     maps::PolicyMap,
+    routing::RoutingGlobals,
 };
 
 /// The compiled endpoint datapath (`bpf/bpf_lxc.c`).
@@ -412,15 +413,20 @@ pub fn load_overlay(
     Ok(object)
 }
 
-/// Loads `bpf_host.o` with the node's trace aggregation level and loads
+/// Loads `bpf_host.o` with the node's trace aggregation level and routing
+/// globals (NodePort forwards to remote backends by them) and loads
 /// `cil_from_netdev` into the kernel, on the pinned node-wide maps.
-pub fn load_host(
+pub(crate) fn load_host(
     paths: &BpfPaths,
     sizes: &MapSizes,
     monitor_aggregation: u32,
+    routing: RoutingGlobals,
 ) -> Result<HostObject, LoaderError> {
     let ebpf = parse_object(BPF_HOST, BPF_HOST_OBJECT, paths, sizes, |loader| {
-        loader.override_global("MONITOR_AGGREGATION", &monitor_aggregation, true);
+        loader
+            .override_global("MONITOR_AGGREGATION", &monitor_aggregation, true)
+            .override_global("ROUTING_MODE", &routing.mode, true)
+            .override_global("TUNNEL_IFINDEX", &routing.tunnel_ifindex, true);
     })?;
     let mut object = HostObject { ebpf };
     load_classifier(object.program_mut()?, HostObject::FROM_NETDEV)?;

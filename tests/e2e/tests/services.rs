@@ -1,13 +1,15 @@
 //! ClusterIP services over a three-node lab, with real traffic from pods: reachability from
 //! every node over TCP and UDP, an even random spread, ClientIP affinity, hairpin, a service
 //! without backends, a backend scaled away under an open connection, policy on the backends'
-//! identity after translation, and Maglev's stability when one of ten backends goes.
+//! identity after translation, Maglev's stability when one of ten backends goes, and NodePort
+//! from a host outside the cluster in both routing modes, with externalTrafficPolicy=Local.
 #![cfg(feature = "privileged-tests")]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use cilium_e2e::external::ExternalHost;
 use cilium_e2e::load::{connect_outcome, from_ports, spread, Tally};
 use cilium_e2e::probe::{in_netns, probe, EchoClient, EchoServer, Proto};
 use cilium_e2e::{eventually, serial, Lab};
@@ -401,7 +403,7 @@ fn maglev_removing_one_of_ten_backends_remaps_few_other_flows() {
         "  Backend Selection:   Random",
         "  Session Affinity:    Enabled",
         "  - ClusterIP:   Enabled",
-        "  - NodePort:    Disabled",
+        "  - NodePort:    Enabled (Range: 30000-32767)",
     ] {
         assert!(
             status.lines().any(|l| l == line),
@@ -456,4 +458,140 @@ fn maglev_removing_one_of_ten_backends_remaps_few_other_flows() {
         kept + moved,
         share * 100.0
     );
+}
+
+/// `np` (externalTrafficPolicy Cluster, node port 30080 TCP and UDP) and `np-local`
+/// (externalTrafficPolicy Local, node port 30081), both on the `app=np` pods.
+const NODE_PORTS: &str = "apiVersion: v1
+kind: Service
+metadata: {name: np, namespace: default}
+spec:
+  type: NodePort
+  selector: {app: np}
+  ports:
+  - {name: http, port: 80, targetPort: 8080, nodePort: 30080, protocol: TCP}
+  - {name: dns, port: 80, targetPort: 8080, nodePort: 30080, protocol: UDP}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: np-local, namespace: default}
+spec:
+  type: NodePort
+  externalTrafficPolicy: Local
+  selector: {app: np}
+  ports:
+  - {name: http, port: 80, targetPort: 8080, nodePort: 30081, protocol: TCP}
+";
+
+/// Each node's underlay address, by node name.
+fn node_ips(lab: &Lab) -> BTreeMap<String, Ipv4Addr> {
+    let status = lab.status();
+    status["nodes"]
+        .as_array()
+        .expect("status lists nodes")
+        .iter()
+        .map(|node| {
+            let name = node["name"].as_str().expect("node name").to_string();
+            let ip = node["underlay_ip"]
+                .as_str()
+                .and_then(|ip| ip.parse().ok())
+                .unwrap_or_else(|| panic!("node {name} has no underlay address: {node}"));
+            (name, ip)
+        })
+        .collect()
+}
+
+/// NodePort from a host on the underlay: through every node with Cluster policy (backends on
+/// node2 and node3, so node1 always forwards to another node), only through nodes with a
+/// local backend with Local policy; the others refuse at once.
+fn nodeport_from_outside(routing: &str) {
+    let lab = Lab::up_with(
+        &format!("np{}", &routing[..1]),
+        &["--nodes", "3", "--routing", routing],
+    );
+    add_pod(&lab, "np-2", "node2", "app=np");
+    add_pod(&lab, "np-3", "node3", "app=np");
+    apply(&lab, "nodeports.yaml", NODE_PORTS);
+    let ext = ExternalHost::start(&lab, "ext", Ipv4Addr::new(172, 18, 0, 200), "80/tcp");
+    let nodes = node_ips(&lab);
+    for (node, ip) in &nodes {
+        for proto in ["TCP", "UDP"] {
+            eventually(
+                PROGRAMMED,
+                &format!("{node} to program 2 backends for {ip}:30080/{proto}"),
+                || (backends(&lab, node, *ip, 30080, proto).len() == 2).then_some(()),
+            );
+        }
+    }
+    let serving: BTreeSet<String> = ["np-2", "np-3"].map(String::from).into();
+
+    for (node, ip) in &nodes {
+        for proto in [Proto::Tcp, Proto::Udp] {
+            let to = SocketAddrV4::new(*ip, 30080);
+            let answer = answered(&ext.netns, to, proto);
+            assert!(
+                serving.contains(&answer),
+                "{routing}: external host -> {node} {to} {proto:?} answered by {answer:?}"
+            );
+        }
+        // Several connections through one node reach both backends (node1 has none of its
+        // own, so its share goes to other nodes, source-NATed).
+        let to = SocketAddrV4::new(*ip, 30080);
+        let tally = in_netns(&ext.netns, move || {
+            let mut seen = BTreeMap::<String, usize>::new();
+            for _ in 0..40 {
+                if let Some(a) = probe(to, Proto::Tcp, PROBE_TIMEOUT) {
+                    *seen.entry(a).or_default() += 1;
+                }
+            }
+            seen
+        });
+        assert_eq!(
+            tally.values().sum::<usize>(),
+            40,
+            "{routing}: connections to {node} {to} went unanswered: {tally:?}"
+        );
+        assert_eq!(
+            tally.keys().cloned().collect::<BTreeSet<_>>(),
+            serving,
+            "{routing}: connections to {node} {to} did not reach both backends: {tally:?}"
+        );
+    }
+
+    // externalTrafficPolicy=Local: a node answers only with its own backend.
+    for (node, ip) in &nodes {
+        let to = SocketAddrV4::new(*ip, 30081);
+        match node.as_str() {
+            "node2" | "node3" => {
+                let answer = answered(&ext.netns, to, Proto::Tcp);
+                let own = format!("np-{}", &node[4..]);
+                assert_eq!(
+                    answer, own,
+                    "{routing}: Local policy via {node} answered by another node's backend"
+                );
+            }
+            _ => {
+                let started = Instant::now();
+                let answer = in_netns(&ext.netns, move || probe(to, Proto::Tcp, PROBE_TIMEOUT));
+                let took = started.elapsed();
+                assert_eq!(
+                    answer, None,
+                    "{routing}: Local policy via {node}, which has no backend, answered"
+                );
+                assert!(
+                    took < Duration::from_secs(1),
+                    "{routing}: {node} took {took:?} to refuse a Local-policy NodePort without \
+                     local backends"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn nodeport_serves_external_clients_in_tunnel_and_native_mode_and_honours_local_policy() {
+    let _serial = serial();
+    for routing in ["tunnel", "native"] {
+        nodeport_from_outside(routing);
+    }
 }

@@ -17,7 +17,7 @@ use serde_json::Value;
 const SERVICE_CIDR_BASE: u32 = u32::from_be_bytes([10, 96, 0, 0]);
 const SERVICE_CIDR_SIZE: u32 = 1 << 20;
 /// The node-port range.
-const NODE_PORTS: std::ops::RangeInclusive<u16> = 30000..=32767;
+pub(crate) const NODE_PORTS: std::ops::RangeInclusive<u16> = 30000..=32767;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AllocError {

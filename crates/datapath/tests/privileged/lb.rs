@@ -1,22 +1,33 @@
 //! Per-packet service load balancing in the real `bpf_lxc.o` through BPF_PROG_TEST_RUN: a
 //! packet to a ClusterIP is translated to its backend with valid checksums, the backend's
 //! reply is translated back to the frontend, and a frontend without backends is answered
-//! with an ICMP port unreachable and counted as drop reason 158.
+//! with an ICMP port unreachable and counted as drop reason 158. On the underlay device
+//! (`bpf_host.o`) a packet from outside to a NodePort is translated to a local backend and
+//! handed to its policy program, the connection remembering the frontend for the replies, and
+//! a NodePort without backends is answered with a port unreachable out of the device.
 
 use std::net::Ipv4Addr;
 
 use cilium_datapath::{
     abi::TRACE_AGGREGATE_ACTIVE_CT,
+    abi::TUPLE_F_IN,
     codes::{DropReason, MetricDirection},
-    maps::{LbMaps, MetricsMap},
+    maps::{CtMap, CtMapKind, LbMaps, MetricsMap},
     AttachPreference, Datapath, EndpointDatapathConfig, EndpointObject, EndpointProgram,
 };
 use cilium_loadbalancer::{
-    Algorithm, Backend, BackendAddr, BackendId, BackendState, FrontendAddr, FrontendKey, LbOp,
-    MapWriter, Master, Protocol, RevNatIndex, Scope, ServiceFlags, ServiceKey, ServiceValue, Slot,
+    frontend::SVC_FLAG_NODEPORT, Algorithm, Backend, BackendAddr, BackendId, BackendState,
+    FrontendAddr, FrontendKey, LbOp, MapWriter, Master, Protocol, RevNatIndex, Scope, ServiceFlags,
+    ServiceKey, ServiceValue, Slot,
 };
 
 use crate::common::*;
+
+/// This node's underlay address, where NodePort frontends live.
+const NODE_IP: Ipv4Addr = Ipv4Addr::new(172, 18, 0, 11);
+const NODE_PORT: u16 = 30080;
+/// A client outside the cluster.
+const EXTERNAL: Ipv4Addr = Ipv4Addr::new(172, 18, 0, 200);
 
 const VIP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 10);
 const VIP_PORT: u16 = 80;
@@ -48,11 +59,17 @@ impl Fixture {
 
     /// Programs frontend VIP:80/TCP with `backends` (all on port 8080), random selection.
     fn service(&self, backends: &[Ipv4Addr]) {
+        self.service_at(VIP, VIP_PORT, ServiceFlags::default(), backends);
+    }
+
+    /// Programs frontend `ip:port`/TCP (`flags` on every entry) with `backends` (all on
+    /// port 8080), random selection.
+    fn service_at(&self, ip: Ipv4Addr, port: u16, flags: ServiceFlags, backends: &[Ipv4Addr]) {
         let mut maps = LbMaps::open(self.dp.paths())
             .unwrap_or_else(|err| panic!("opening the LB maps: {}", chain(&err)));
         let frontend = FrontendAddr {
-            ip: VIP,
-            port: VIP_PORT,
+            ip,
+            port,
             protocol: Protocol::Tcp,
         };
         let fe = FrontendKey {
@@ -84,7 +101,7 @@ impl Fixture {
                 value: ServiceValue::Slot(Slot {
                     backend: id,
                     rev_nat: REV_NAT,
-                    flags: ServiceFlags::default(),
+                    flags,
                 }),
             });
         }
@@ -96,7 +113,7 @@ impl Fixture {
             value: ServiceValue::Master(Master {
                 count: backends.len() as u16,
                 rev_nat: REV_NAT,
-                flags: ServiceFlags::default(),
+                flags,
                 algorithm: Algorithm::Random,
                 affinity_timeout: 0,
             }),
@@ -261,4 +278,91 @@ fn a_frontend_without_backends_is_answered_with_port_unreachable_and_counted_as_
     assert_eq!(dropped.len(), 1, "one drop event: {events:#?}");
     assert_eq!(dropped[0].reason, DropReason(158));
     assert_eq!(dropped[0].src_identity, client.identity);
+}
+
+const NODEPORT: ServiceFlags = ServiceFlags {
+    flags: SVC_FLAG_NODEPORT,
+    flags2: 0,
+};
+
+/// A TCP segment with a valid checksum as it arrives on the underlay device from `src`.
+fn tcp_from_wire(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, flags: u8) -> Vec<u8> {
+    let mut frame = ethernet([0x02, 0xaa, 0, 0, 0, 1], [0x02, 0xaa, 0, 0, 0, 2], ETH_P_IP);
+    let tcp = tcp_header(sport, dport, flags);
+    frame.extend(ipv4_header(src, dst, IPPROTO_TCP, 63, tcp.len()));
+    frame.extend(tcp);
+    let csum = l4_checksum(&frame);
+    frame[14 + 20 + 16..14 + 20 + 18].copy_from_slice(&csum.to_be_bytes());
+    frame
+}
+
+#[test]
+fn nodeport_from_outside_is_translated_to_a_local_backend_which_remembers_the_frontend() {
+    let fx = Fixture::new();
+    let server = endpoint(22, "lxc-b", 22);
+    fx.load_registered(&server);
+    fx.service_at(NODE_IP, NODE_PORT, NODEPORT, &[server.ipv4]);
+    let host = fx
+        .dp
+        .load_host()
+        .unwrap_or_else(|err| panic!("loading bpf_host.o: {}", chain(&err)));
+    let program = host.program().expect("cil_from_netdev is loaded");
+
+    let syn = tcp_from_wire(EXTERNAL, NODE_IP, 45000, NODE_PORT, TCP_SYN);
+    assert_eq!(l4_checksum(&syn), 0, "the crafted SYN is valid");
+    let out = run(program, &syn);
+    assert_eq!(
+        out.retval, TC_ACT_REDIRECT,
+        "delivered into the backend's pod"
+    );
+    let pkt = &out.packet;
+    assert_eq!(&pkt[0..6], &server.mac, "to the backend's MAC");
+    assert_eq!(addr(&pkt[26..30]), EXTERNAL, "client address kept");
+    assert_eq!(addr(&pkt[30..34]), server.ipv4, "destination = backend");
+    assert_eq!(port(&pkt[34..36]), 45000, "client port kept");
+    assert_eq!(
+        port(&pkt[36..38]),
+        BACKEND_PORT,
+        "destination port = backend's"
+    );
+    assert_eq!(checksum(&pkt[14..34]), 0, "IPv4 header checksum valid");
+    assert_eq!(l4_checksum(pkt), 0, "TCP checksum valid after DNAT");
+
+    let ct = CtMap::open(fx.dp.paths(), CtMapKind::Tcp)
+        .and_then(|map| map.entries())
+        .unwrap_or_else(|err| panic!("reading conntrack: {}", chain(&err)));
+    let entry = find_ct(&ct, EXTERNAL, server.ipv4, 45000, BACKEND_PORT, TUPLE_F_IN);
+    assert_eq!(entry.src_sec_id, 2, "the client is the world: {entry:?}");
+    assert_eq!(
+        u16::from_be(entry.rev_nat_index),
+        REV_NAT.0,
+        "the backend's entry names the frontend for its replies: {entry:?}"
+    );
+}
+
+#[test]
+fn nodeport_without_backends_is_refused_out_of_the_underlay_device() {
+    let fx = Fixture::new();
+    fx.service_at(NODE_IP, NODE_PORT, NODEPORT, &[]);
+    let host = fx
+        .dp
+        .load_host()
+        .unwrap_or_else(|err| panic!("loading bpf_host.o: {}", chain(&err)));
+    let program = host.program().expect("cil_from_netdev is loaded");
+
+    let syn = tcp_from_wire(EXTERNAL, NODE_IP, 45001, NODE_PORT, TCP_SYN);
+    let out = run(program, &syn);
+    assert_eq!(out.retval, TC_ACT_REDIRECT, "the answer goes back out");
+    let pkt = &out.packet;
+    assert_eq!(&pkt[0..6], &syn[6..12], "to the MAC the SYN came from");
+    let ip = &pkt[14..34];
+    assert_eq!(ip[9], IPPROTO_ICMP);
+    assert_eq!(addr(&ip[12..16]), NODE_IP, "from the frontend");
+    assert_eq!(addr(&ip[16..20]), EXTERNAL, "to the client");
+    assert_eq!((pkt[34], pkt[35]), (3, 3), "destination unreachable, port");
+    assert_eq!(
+        fx.metric(158, MetricDirection::Ingress),
+        1,
+        "counted as SERVICE_BACKEND_NOT_FOUND"
+    );
 }
