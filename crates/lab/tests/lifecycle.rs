@@ -97,6 +97,13 @@ fn failed_up_with_a_crashing_agent_cleans_up_and_shows_its_log() {
     )
     .unwrap();
     std::fs::set_permissions(&agent, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // `up` checks for every program it starts before starting any; the relay comes after the
+    // agents, so this one is never run.
+    let relay = bins.path().join("hubble-relay");
+    std::fs::write(&relay, "#!/bin/sh
+exit 1
+").unwrap();
+    std::fs::set_permissions(&relay, std::fs::Permissions::from_mode(0o755)).unwrap();
     let lab = LabGuard::with_bin_dir(bins.path());
     let out = lab.run(&["up"]);
     assert!(!out.status.success(), "up must fail when the agent exits");
