@@ -288,7 +288,11 @@ async fn forward(
         };
         match next {
             Ok(Some(response)) => {
-                if merged.send(Merged::Response(Box::new(response))).await.is_err() {
+                if merged
+                    .send(Merged::Response(Box::new(response)))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }

@@ -100,9 +100,7 @@ fn failed_up_with_a_crashing_agent_cleans_up_and_shows_its_log() {
     // `up` checks for every program it starts before starting any; the relay comes after the
     // agents, so this one is never run.
     let relay = bins.path().join("hubble-relay");
-    std::fs::write(&relay, "#!/bin/sh
-exit 1
-").unwrap();
+    std::fs::write(&relay, "#!/bin/sh\nexit 1\n").unwrap();
     std::fs::set_permissions(&relay, std::fs::Permissions::from_mode(0o755)).unwrap();
     let lab = LabGuard::with_bin_dir(bins.path());
     let out = lab.run(&["up"]);
