@@ -443,35 +443,36 @@ impl Agent {
         revision
     }
 
-    /// Feeds the cluster's current identities to the policy engine; returns whether they
-    /// changed since the last call.
-    pub fn sync_policy_identities(&self) -> bool {
+    /// Feeds the cluster's current identities to the policy engine.
+    fn sync_policy_identities(&self) {
         let snapshot = self
             .identity_cache
             .list()
             .into_iter()
             .map(|(id, labels)| (id.as_u32(), labels.to_strings()))
             .collect();
-        self.policy.sync_identities(snapshot)
+        self.policy.sync_identities(snapshot);
     }
 
     /// Resolves every local endpoint's policy and writes it into its policy map in place.
+    /// Identities and the rules' CIDR identities are brought up to date first.
     pub fn apply_policies(&self) {
+        self.sync_policy_identities();
+        if let Some(prefixes) = self.policy.sync_cidr_identities() {
+            self.cluster.set_policy_prefixes(prefixes);
+        }
         self.apply_policies_where(|_| true);
     }
 
     /// Resolves one endpoint's policy (a new endpoint, or one with a new identity): the
     /// others' policies only change when the set of identities does, and the identity cache
     /// triggers [`apply_policies`](Self::apply_policies) for that.
+    /// It takes no identity snapshot: the engine already knows the cluster's identities.
     fn apply_endpoint_policy(&self, id: EndpointId) {
         self.apply_policies_where(|endpoint| endpoint.id == id);
     }
 
     fn apply_policies_where(&self, wanted: impl Fn(&Endpoint) -> bool) {
-        self.sync_policy_identities();
-        if let Some(prefixes) = self.policy.sync_cidr_identities() {
-            self.cluster.set_policy_prefixes(prefixes);
-        }
         let metadata = self.identities.metadata();
         let peer_ports = metadata.peer_named_ports();
         let endpoints = self.endpoints.lock().expect("endpoints lock");

@@ -327,12 +327,7 @@ fn spawn_policy_refresh(agent: Arc<Agent>) {
             tokio::time::sleep(POLICY_REFRESH_COALESCE).await;
             changes.borrow_and_update();
             let agent = Arc::clone(&agent);
-            let _ = tokio::task::spawn_blocking(move || {
-                if agent.sync_policy_identities() {
-                    agent.apply_policies();
-                }
-            })
-            .await;
+            let _ = tokio::task::spawn_blocking(move || agent.apply_policies()).await;
         }
     });
 }
