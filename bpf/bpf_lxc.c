@@ -20,7 +20,10 @@
  *
  * Services (lib/lb4.h): a packet from the pod to a service frontend is
  * translated to a backend first, in cil_from_container, before conntrack
- * and policy, so both see the backend; replies are translated back where
+ * and policy, so both see the backend; the translation (lb4_local) and
+ * what follows it (ipv4_from_lxc_translated) are global functions, which
+ * the kernel verifies one at a time rather than every path of one through
+ * every path of the other; replies are translated back where
  * they enter the client (handle_policy, cil_to_container), hairpinned
  * replies (the pod was its own backend) in cil_from_container.
  *
@@ -227,6 +230,17 @@ static __always_inline int nodeport_reply4(struct __sk_buff *ctx, __u32 l4_off,
 	return ret;
 }
 
+/**
+ * struct from_lxc_dst - what a drop report of cil_from_container names as
+ * the destination, filled as handle_ipv4_from_lxc learns it
+ * @lxc_id: the local endpoint the packet was for (0: none, or not known)
+ * @sec_label: the destination's identity, when policy looked it up
+ */
+struct from_lxc_dst {
+	__u32	lxc_id;
+	__u32	sec_label;
+};
+
 /*
  * Whether conntrack saw the first packet of a connection: no entry, or a
  * fresh SYN on a closing entry's tuple (ct_lookup4 says CT_NEW for both).
@@ -236,57 +250,49 @@ static __always_inline bool ct_is_new(int ct_ret)
 	return ct_ret == CT_NEW;
 }
 
-static __always_inline int handle_ipv4_from_lxc(struct __sk_buff *ctx,
-						__u32 *dst_id, __u32 *dst_sec)
+/*
+ * The rest of handle_ipv4_from_lxc once the service translation is done:
+ * conntrack, egress policy, delivery. A global function, so the verifier
+ * checks it once rather than once per path through the translation.
+ */
+__noinline int ipv4_from_lxc_translated(struct __sk_buff *ctx, __u32 l4_off,
+					struct ct_packet *pkt,
+					struct from_lxc_dst *dst)
 {
 	struct remote_endpoint_info *remote;
 	struct trace_ctx tctx = {};
-	struct ct_packet pkt = {};
 	struct endpoint_info *ep;
-	struct iphdr *ip4;
 	__u32 dst_label = 0;
 	__be32 daddr;
-	__u32 l4_off;
 	int ret;
 
-	ret = ipv4_load(ctx, &ip4);
-	if (IS_DROP(ret))
-		return ret;
-	if (ip4->saddr != LXC_IPV4)
-		return DROP_INVALID_SIP;
-	l4_off = ipv4_l4_offset(ip4);
-
-	ret = ct_extract4(ctx, ip4, &pkt);
-	if (IS_DROP(ret))
-		return ret;
-	ret = lb4_local(ctx, l4_off, &pkt, LXC_IPV4);
-	if (IS_DROP(ret))
-		return ret;
-	daddr = pkt.tuple.daddr;
-	ret = ct_lookup4(&pkt, CT_EGRESS, &tctx);
-	if (ret == CT_REPLY && pkt.loopback)
-		return hairpin_reply4(ctx, l4_off, &pkt);
+	if (!pkt || !dst)
+		return DROP_INVALID;
+	daddr = pkt->tuple.daddr;
+	ret = ct_lookup4(pkt, CT_EGRESS, &tctx);
+	if (ret == CT_REPLY && pkt->loopback)
+		return hairpin_reply4(ctx, l4_off, pkt);
 	/* Only NodePort connections' ingress entries carry one in a reply. */
-	if (ret == CT_REPLY && pkt.rev_nat_index)
-		return nodeport_reply4(ctx, l4_off, &pkt, &tctx);
+	if (ret == CT_REPLY && pkt->rev_nat_index)
+		return nodeport_reply4(ctx, l4_off, pkt, &tctx);
 	/* The destination's identity costs two lookups; only policy needs it here. */
 	/* A pod reaching itself through a service is not policed (hairpin). */
-	if (ct_is_new(ret) && !pkt.loopback &&
+	if (ct_is_new(ret) && !pkt->loopback &&
 	    policy_enforced(lxc_id(), POLICY_F_EGRESS)) {
-		*dst_sec = remote_identity4(daddr);
-		ret = policy_check_new4(ctx, lxc_id(), *dst_sec, true, &pkt);
+		dst->sec_label = remote_identity4(daddr);
+		ret = policy_check_new4(ctx, lxc_id(), dst->sec_label, true, pkt);
 		if (IS_DROP(ret))
 			return ret;
 	}
 	if (ret == CT_NEW) {
-		ret = ct_create_new4(&pkt, SECLABEL, &tctx);
+		ret = ct_create_new4(pkt, SECLABEL, &tctx);
 		if (IS_DROP(ret))
 			return ret;
 	}
 
 	ep = lookup_ip4_endpoint(daddr);
 	if (ep && !(ep->flags & ENDPOINT_F_HOST)) {
-		*dst_id = ep->lxc_id;
+		dst->lxc_id = ep->lxc_id;
 		return local_delivery4(ctx, ep);
 	}
 
@@ -313,10 +319,34 @@ static __always_inline int handle_ipv4_from_lxc(struct __sk_buff *ctx,
 	return TC_ACT_OK;
 }
 
+static __always_inline int handle_ipv4_from_lxc(struct __sk_buff *ctx,
+						struct from_lxc_dst *dst)
+{
+	struct ct_packet pkt = {};
+	struct iphdr *ip4;
+	__u32 l4_off;
+	int ret;
+
+	ret = ipv4_load(ctx, &ip4);
+	if (IS_DROP(ret))
+		return ret;
+	if (ip4->saddr != LXC_IPV4)
+		return DROP_INVALID_SIP;
+	l4_off = ipv4_l4_offset(ip4);
+
+	ret = ct_extract4(ctx, ip4, &pkt);
+	if (IS_DROP(ret))
+		return ret;
+	ret = lb4_local(ctx, l4_off, &pkt, LXC_IPV4);
+	if (IS_DROP(ret))
+		return ret;
+	return ipv4_from_lxc_translated(ctx, l4_off, &pkt, dst);
+}
+
 SEC("classifier/from-container")
 int cil_from_container(struct __sk_buff *ctx)
 {
-	__u32 dst_id = 0, dst_sec = 0;
+	struct from_lxc_dst dst = {};
 	int ret;
 
 	send_trace_notify(ctx, MONITOR_AGGREGATION, TRACE_FROM_LXC, lxc_id(),
@@ -326,7 +356,7 @@ int cil_from_container(struct __sk_buff *ctx)
 	case ETH_P_ARP:
 		return handle_arp_from_lxc(ctx);
 	case ETH_P_IP:
-		ret = handle_ipv4_from_lxc(ctx, &dst_id, &dst_sec);
+		ret = handle_ipv4_from_lxc(ctx, &dst);
 		break;
 	default:
 		ret = DROP_UNKNOWN_L3;
@@ -335,15 +365,15 @@ int cil_from_container(struct __sk_buff *ctx)
 
 	if (ret == DROP_NO_SERVICE) {
 		/* Counted and reported as the drop it is, then answered. */
-		send_drop_notify(ctx, lxc_id(), SECLABEL, dst_sec, dst_id, ret,
-				 METRIC_EGRESS);
+		send_drop_notify(ctx, lxc_id(), SECLABEL, dst.sec_label,
+				 dst.lxc_id, ret, METRIC_EGRESS);
 		if (IS_DROP(lb4_no_service_reply(ctx)))
 			return TC_ACT_SHOT;
 		return bpf_redirect_peer(LXC_IFINDEX, 0);
 	}
 	if (IS_DROP(ret))
-		return send_drop_notify(ctx, lxc_id(), SECLABEL, dst_sec, dst_id,
-					ret, METRIC_EGRESS);
+		return send_drop_notify(ctx, lxc_id(), SECLABEL, dst.sec_label,
+					dst.lxc_id, ret, METRIC_EGRESS);
 	return ret;
 }
 

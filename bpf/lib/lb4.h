@@ -448,16 +448,26 @@ static __always_inline int lb4_conn_backend(const struct lb4_frontend *fe,
  *
  * Returns 0 (translated, or not a service) or a DROP_* reason, among them
  * DROP_NO_SERVICE for a frontend without backends.
+ *
+ * A global (not inlined) function: the kernel verifies it once, on its
+ * own, instead of once for every path of the caller it would be inlined
+ * into; inlined, it made cil_from_container ten times as costly to verify
+ * (every endpoint's programs are verified when the endpoint is created).
  */
-static __always_inline int lb4_local(struct __sk_buff *ctx, __u32 l4_off,
-				     struct ct_packet *pkt, __be32 self)
+__noinline int lb4_local(struct __sk_buff *ctx, __u32 l4_off,
+			 struct ct_packet *pkt, __be32 self)
 {
-	struct ipv4_ct_tuple *tuple = &pkt->tuple;
 	struct lb4_backend *backend = NULL;
+	struct ipv4_ct_tuple *tuple;
 	struct lb4_frontend fe;
-	__be32 saddr = tuple->saddr;
+	__be32 saddr;
 	int ret;
 
+	/* A global function is verified for any pointer, NULL included. */
+	if (!pkt)
+		return 0;
+	tuple = &pkt->tuple;
+	saddr = tuple->saddr;
 	if (!lb4_lookup_service(tuple, &fe))
 		return 0;
 	ret = lb4_conn_backend(&fe, pkt, &backend);
