@@ -29,7 +29,8 @@
  *     comes back to this device, is translated back by the NAT table's
  *     reverse entry and sent to the client by the FIB.
  * A frontend without backends answers with an ICMP port unreachable out of
- * the device it came in, after counting the drop.
+ * the device it came in, after counting the drop. Packets for a local pod
+ * skip these lookups: a pod's address is never a frontend.
  *
  * It shares the node-wide pinned maps with bpf_lxc.c.
  */
@@ -188,7 +189,7 @@ static __always_inline int nodeport_rev_snat4(struct __sk_buff *ctx,
 
 /*
  * Service traffic from outside: a reply to a source-NATed connection, or a
- * request to an external frontend. Returns TC_ACT_UNSPEC for anything else.
+ * request to an external frontend. Anything else goes to the stack.
  */
 static __always_inline int nodeport_from_netdev(struct __sk_buff *ctx,
 						__u32 *src_label,
@@ -202,13 +203,13 @@ static __always_inline int nodeport_from_netdev(struct __sk_buff *ctx,
 	int ret;
 
 	if (IS_DROP(ipv4_load(ctx, &ip4)))
-		return TC_ACT_UNSPEC;
+		return TC_ACT_OK;
 	if (ip4->protocol != IPPROTO_TCP && ip4->protocol != IPPROTO_UDP)
-		return TC_ACT_UNSPEC;
+		return TC_ACT_OK;
 	l4_off = ipv4_l4_offset(ip4);
 	ret = ct_extract4(ctx, ip4, &pkt);
 	if (IS_DROP(ret))
-		return TC_ACT_UNSPEC;
+		return TC_ACT_OK;
 
 	nat = nat4_rev_lookup(&pkt.tuple);
 	if (nat) {
@@ -217,7 +218,7 @@ static __always_inline int nodeport_from_netdev(struct __sk_buff *ctx,
 		return nodeport_rev_snat4(ctx, l4_off, &pkt.tuple, &copy);
 	}
 	if (!lb4_lookup_external(&pkt.tuple, &fe))
-		return TC_ACT_UNSPEC;
+		return TC_ACT_OK;
 	return nodeport_lb4(ctx, l4_off, &pkt, &fe, src_label, dst_id);
 }
 
@@ -227,19 +228,16 @@ static __always_inline int handle_ipv4_from_netdev(struct __sk_buff *ctx,
 {
 	struct endpoint_info *ep;
 	struct iphdr *ip4;
-	int ret;
-
-	ret = nodeport_from_netdev(ctx, src_label, dst_id);
-	if (ret != TC_ACT_UNSPEC)
-		return ret;
 
 	/* Malformed packets are the stack's to judge, as before. */
 	if (IS_DROP(ipv4_load(ctx, &ip4)))
 		return TC_ACT_OK;
 
+	/* A pod's address is never a frontend nor a source-NAT address:
+	 * traffic to local pods skips the service lookups. */
 	ep = lookup_ip4_endpoint(ip4->daddr);
 	if (!ep || (ep->flags & ENDPOINT_F_HOST))
-		return TC_ACT_OK;
+		return nodeport_from_netdev(ctx, src_label, dst_id);
 
 	*dst_id = ep->lxc_id;
 	if (trace_wanted(MONITOR_AGGREGATION, TRACE_FROM_NETWORK, NULL)) {

@@ -6,12 +6,13 @@
 //! restarting anything; Pods and Namespaces feed the agent's pod metadata
 //! ([`crate::pod_metadata`]), from which endpoint identities and named ports are derived.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
 use cilium_kvstore::{KvError, KvStore, WatchEvent};
 use cilium_policy::{parse_documents, PolicyDocument, PolicyError, PolicySource};
+use futures::{StreamExt, TryStreamExt};
 
 use crate::agent::Agent;
 use crate::pod_metadata::Change;
@@ -92,22 +93,60 @@ fn documents(cluster: &str, text: &str) -> Result<Vec<(String, Vec<u8>)>, Resour
         .collect()
 }
 
-/// `cilium apply -f`: stores every object of `text`; returns the keys written.
+/// How many objects `apply` writes at once: each costs a few kvstore round trips (a Service
+/// also claims its addresses), which one at a time made a file of 10,000 Services take half
+/// a minute.
+const APPLY_IN_FLIGHT: usize = 64;
+
+/// `cilium apply -f`: stores every object of `text` (when a file names an object twice, the
+/// last document wins, as with `kubectl apply`); returns the keys written, in file order.
+/// Objects are written concurrently; on an error the objects already written stay.
 pub async fn apply(
     store: &dyn KvStore,
     cluster: &str,
     text: &str,
 ) -> Result<Vec<String>, ResourceError> {
-    let objects = documents(cluster, text)?;
-    let mut keys = Vec::with_capacity(objects.len());
-    for (key, mut value) in objects {
-        if key.contains("/Service/") {
-            value = with_service_addresses(store, cluster, &key, &value).await?;
-        }
-        store.put(&key, value, None).await?;
-        keys.push(key);
-    }
+    let objects = last_document_per_key(documents(cluster, text)?);
+    let keys = objects.iter().map(|(key, _)| key.clone()).collect();
+    futures::stream::iter(objects)
+        .map(|(key, value)| store_object(store, cluster, key, value))
+        .buffer_unordered(APPLY_IN_FLIGHT)
+        .try_collect::<()>()
+        .await?;
     Ok(keys)
+}
+
+/// The documents with the last one of each key, in the order of those last ones.
+fn last_document_per_key(objects: Vec<(String, Vec<u8>)>) -> Vec<(String, Vec<u8>)> {
+    let last: HashMap<&str, usize> = objects
+        .iter()
+        .enumerate()
+        .map(|(index, (key, _))| (key.as_str(), index))
+        .collect();
+    let keep: Vec<bool> = objects
+        .iter()
+        .enumerate()
+        .map(|(index, (key, _))| last[key.as_str()] == index)
+        .collect();
+    objects
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(object, kept)| kept.then_some(object))
+        .collect()
+}
+
+/// Writes one object, a Service with its addresses assigned.
+async fn store_object(
+    store: &dyn KvStore,
+    cluster: &str,
+    key: String,
+    mut value: Vec<u8>,
+) -> Result<(), ResourceError> {
+    if key.contains("/Service/") {
+        value = with_service_addresses(store, cluster, &key, &value).await?;
+    }
+    store.put(&key, value, None).await?;
+    Ok(())
 }
 
 /// A Service object with its cluster IP and node ports filled in as the API server would
@@ -280,5 +319,61 @@ mod tests {
                 "cilium/state/resources/v1/c1/Namespace/_/shop",
             ]
         );
+    }
+
+    fn service_yaml(name: &str, port: u16) -> String {
+        format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: shop}}\n\
+             spec: {{type: NodePort, selector: {{app: {name}}}, ports: [{{port: {port}}}]}}\n"
+        )
+    }
+
+    #[tokio::test]
+    async fn apply_writes_every_object_with_distinct_addresses_and_the_last_duplicate_wins() {
+        let store = cilium_kvstore::MemoryStore::new();
+        let mut text: Vec<String> = (0..300)
+            .map(|i| service_yaml(&format!("svc{i}"), 80))
+            .collect();
+        text.push(service_yaml("svc7", 8080));
+        let keys = apply(&store, "c1", &text.join("---\n"))
+            .await
+            .expect("applied");
+        assert_eq!(keys.len(), 300, "one key per object");
+        assert_eq!(
+            keys.last().map(String::as_str),
+            Some("cilium/state/resources/v1/c1/Service/shop/svc7"),
+            "a repeated object is written where its last document is"
+        );
+
+        let (stored, _) = store.list(&prefix("c1")).await.expect("listed");
+        assert_eq!(stored.len(), 300);
+        let mut cluster_ips = std::collections::HashSet::new();
+        let mut node_ports = std::collections::HashSet::new();
+        for kv in &stored {
+            let service: serde_json::Value = serde_json::from_slice(&kv.value).expect("JSON");
+            cluster_ips.insert(
+                service["spec"]["clusterIP"]
+                    .as_str()
+                    .expect("IP")
+                    .to_string(),
+            );
+            node_ports.insert(
+                service["spec"]["ports"][0]["nodePort"]
+                    .as_u64()
+                    .expect("port"),
+            );
+            if kv.key.ends_with("/svc7") {
+                assert_eq!(
+                    service["spec"]["ports"][0]["port"], 8080,
+                    "the last svc7 wins"
+                );
+            }
+        }
+        assert_eq!(
+            cluster_ips.len(),
+            300,
+            "concurrent claims never share a cluster IP"
+        );
+        assert_eq!(node_ports.len(), 300, "nor a node port");
     }
 }

@@ -67,9 +67,13 @@ impl ClusterView {
             .filter_map(|node| node.internal_ip().map(|ip| (node, ip)))
     }
 
+    /// An entry for an address of the node `host`: entries of other nodes name that node
+    /// in both routing modes, as Cilium's do. Tunnel mode encapsulates to it; in native
+    /// routing it tells `bpf_lxc` that the destination is another node's, which it reaches
+    /// by a FIB lookup and a redirect out of the underlay device, past the node's stack.
     fn entry(&self, identity: u32, host: Option<Ipv4Addr>) -> RemoteEndpointInfo {
-        match (self.local.routing, host) {
-            (RoutingMode::Tunnel, Some(host)) if host != self.local.node_ip => {
+        match host {
+            Some(host) if host != self.local.node_ip => {
                 RemoteEndpointInfo::with_tunnel(identity, host)
             }
             _ => RemoteEndpointInfo::new(identity),
@@ -226,12 +230,21 @@ mod tests {
     }
 
     #[test]
-    fn native_mode_routes_and_never_tunnels() {
+    fn native_mode_routes_and_names_the_node_of_remote_pods() {
         let v = view(RoutingMode::Native);
-        assert!(v
-            .desired_ipcache()
-            .values()
-            .all(|e| e.flags & FLAG_HAS_TUNNEL_EP == 0));
+        let entries = v.desired_ipcache();
+        let remote_pod = entries[&net("10.0.1.7/32")];
+        assert_eq!(
+            remote_pod.flags & FLAG_HAS_TUNNEL_EP,
+            FLAG_HAS_TUNNEL_EP,
+            "bpf_lxc's FIB fast path needs to know the pod is another node's"
+        );
+        assert_eq!(remote_pod.tunnel_endpoint, [172, 18, 0, 12]);
+        assert_eq!(
+            entries[&net("10.0.0.5/32")].flags & FLAG_HAS_TUNNEL_EP,
+            0,
+            "local pods are not"
+        );
         assert_eq!(
             v.desired_routes(),
             BTreeMap::from([(net("10.0.1.0/24"), PodCidrRoute::Via(ip("172.18.0.12")))])

@@ -5,6 +5,7 @@
 //! (the agent, the CLI) whether or not the agent is running, and checks the
 //! key and value sizes against the Rust mirrors in [`crate::abi`].
 
+mod batch;
 mod call_policy;
 mod ct;
 mod ipcache;
@@ -55,6 +56,17 @@ pub enum MapsError {
         /// Underlying error.
         #[source]
         source: Box<MapError>,
+    },
+    /// A batched operation (several entries per syscall) failed.
+    #[error("{op} on map {name} failed")]
+    Batch {
+        /// Map name.
+        name: &'static str,
+        /// What was being done.
+        op: String,
+        /// Underlying error.
+        #[source]
+        source: std::io::Error,
     },
     /// Reading the monotonic clock failed.
     #[error("cannot read CLOCK_MONOTONIC")]

@@ -686,4 +686,30 @@ fn conntrack_gc_removes_only_expired_entries() {
     assert_eq!(left.len(), 1, "{left:#?}");
     assert_eq!(left[0].tuple.source_port(), 40009);
     assert_eq!(fx.dp.ct_gc().expect("conntrack GC"), 0);
+
+    // A pass over more entries than one batch holds (1,024; the fixture's map holds 4,096):
+    // every expired one goes, no live one.
+    let live_until = monotonic_seconds().expect("clock") + 3600;
+    for port in 0..3_000u16 {
+        let tuple = Ipv4CtTuple {
+            sport: (20_000 + port).to_be(),
+            ..stale
+        };
+        let entry = CtEntry {
+            lifetime: if port % 2 == 0 { 1 } else { live_until },
+            ..CtEntry::default()
+        };
+        map.insert(tuple, entry, 0).expect("inserting an entry");
+    }
+    assert_eq!(fx.dp.ct_gc().expect("conntrack GC"), 1_500);
+    let left = fx.ct(CtMapKind::Tcp);
+    assert_eq!(
+        left.len(),
+        1_501,
+        "the live half and the connection's own entry"
+    );
+    assert!(
+        left.iter().all(|record| record.entry.lifetime > 1),
+        "only live entries are left"
+    );
 }
