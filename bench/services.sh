@@ -155,6 +155,9 @@ LAB_UP=1
 "$LAB_BIN" up --name "$LAB" --nodes 1 >/dev/null
 AGENT_PID="$(jq -r '.nodes[0].agent_pid' "$STATE")"
 [[ "$(cat "/proc/$AGENT_PID/comm")" == cilium-agent ]] || die "pid $AGENT_PID is not cilium-agent"
+NODE_CGROUP="$(jq -r '.nodes[0].cgroup // empty' "$STATE")"
+[[ -n $NODE_CGROUP && -d $NODE_CGROUP ]] ||
+    log "the lab node has no cgroup: ours measures the per-packet path, without socket LB"
 
 "$LAB_BIN" pod add --name "$LAB" --node node1 --labels app=svcb-client svcb-client >/dev/null
 "$LAB_BIN" pod add --name "$LAB" --node node1 --labels app=svcb-server svcb-server >/dev/null
@@ -280,10 +283,22 @@ connects() {
 
 # ---------------------------------------------------------------- phases
 
+# client_netbench SIDE rr|crr SECS: netbench from SIDE's client pod to the ClusterIP. Ours runs
+# in the lab node's cgroup, as the lab's pods do, where the agent's socket LB (on by default,
+# as in Cilium's kube-proxy replacement) translates the ClusterIP at connect().
+client_netbench() {
+    if [[ $1 == ours && -n $NODE_CGROUP ]]; then
+        (echo "$BASHPID" >"$NODE_CGROUP/cgroup.procs" &&
+            netbench_run "$2" "${CLIENT_NS[$1]}" "$SERVICE_IP:$SERVICE_PORT" "$3")
+    else
+        netbench_run "$2" "${CLIENT_NS[$1]}" "$SERVICE_IP:$SERVICE_PORT" "$3"
+    fi
+}
+
 declare -A RR_TPS RR_P50 RR_P99 CRR_CPS PROGRAM_S APPLY_S ADDED AGENT_PCT MAP_SERVICES BL_RULES BL_RESTORE_S
 run_rr() {
     local out
-    out="$(netbench_run rr "${CLIENT_NS[$1]}" "$SERVICE_IP:$SERVICE_PORT" "$RR_SECS")" ||
+    out="$(client_netbench "$1" rr "$RR_SECS")" ||
         die "$1/$2: netbench rr failed"
     RR_TPS[$1/$2]+="$(jq -r .transactions_per_sec <<<"$out") "
     RR_P50[$1/$2]+="$(jq -r .p50_us <<<"$out") "
@@ -291,7 +306,7 @@ run_rr() {
 }
 run_crr() {
     local out
-    out="$(netbench_run crr "${CLIENT_NS[$1]}" "$SERVICE_IP:$SERVICE_PORT" "$CRR_SECS")" ||
+    out="$(client_netbench "$1" crr "$CRR_SECS")" ||
         die "$1/$2: netbench crr failed"
     CRR_CPS[$1/$2]+="$(jq -r .connections_per_sec <<<"$out") "
 }
@@ -387,6 +402,11 @@ REPORT="$WORK/report.md"
     echo "  per file); programmed = the services map shows every service's master with its slots."
     echo "  Programming $((${SIZE_LIST[-1]} - 1)) dummy services plus the measured one took ${PROGRAM_TOTAL_S} s in all."
     echo "  Agent CPU over the whole run: ${AGENT_CPU_S} s; RSS at the end ${AGENT_RSS_MIB} MiB."
+    if [[ -n $NODE_CGROUP ]]; then
+        echo "- Ours' client runs in the lab node's cgroup: socket LB translates the ClusterIP at connect()."
+    else
+        echo "- Ours' client runs outside any socket-LB cgroup: per-packet translation in \`bpf_lxc\`."
+    fi
     echo
     echo "| N services | Added this phase: applied, in the services map | Agent CPU during the traffic | Baseline: nat rules, iptables-restore | TCP CRR, ours | TCP CRR, iptables | RR p50, ours | RR p50, iptables | RR p99, ours | RR p99, iptables | RR, ours | RR, iptables |"
     echo "|---|---|---|---|---|---|---|---|---|---|---|---|"

@@ -275,6 +275,8 @@ __noinline int ipv4_from_lxc_translated(struct __sk_buff *ctx, __u32 l4_off,
 	/* Only NodePort connections' ingress entries carry one in a reply. */
 	if (ret == CT_REPLY && pkt->rev_nat_index)
 		return nodeport_reply4(ctx, l4_off, pkt, &tctx);
+	/* Traces of a translated request name its frontend (trace.h). */
+	tctx.rev_nat = pkt->rev_nat_index;
 	/* The destination's identity costs two lookups; only policy needs it here. */
 	/* A pod reaching itself through a service is not policed (hairpin). */
 	if (ct_is_new(ret) && !pkt->loopback &&
@@ -293,6 +295,7 @@ __noinline int ipv4_from_lxc_translated(struct __sk_buff *ctx, __u32 l4_off,
 	ep = lookup_ip4_endpoint(daddr);
 	if (ep && !(ep->flags & ENDPOINT_F_HOST)) {
 		dst->lxc_id = ep->lxc_id;
+		trace_rev_nat_cb_set(ctx, tctx.rev_nat);
 		return local_delivery4(ctx, ep);
 	}
 
@@ -388,7 +391,7 @@ static __always_inline int ipv4_to_endpoint(struct __sk_buff *ctx,
 					    __u32 *src_label)
 {
 	__u16 nodeport_rev_nat = lb4_nodeport_cb_take(ctx);
-	struct trace_ctx tctx = {};
+	struct trace_ctx tctx = { .rev_nat = trace_rev_nat_cb_take(ctx) };
 	struct ct_packet pkt = {};
 	struct ethhdr *eth;
 	struct iphdr *ip4;

@@ -20,6 +20,10 @@
  *                            index -> backend last chosen (session affinity).
  *   cilium_lb_affinity_match backend ID and reverse-NAT index present while
  *                            the backend may still be chosen by affinity.
+ *   cilium_lb4_reverse_sk    socket LB (bpf_sock.c): socket cookie and the
+ *                            backend a socket was sent to -> the frontend
+ *                            the application asked for, so recvmsg and
+ *                            getpeername show the service address (LRU).
  *
  * The agent writes them in an order that never leaves a reachable entry
  * pointing at a missing one (crates/loadbalancer, diff.rs). The Rust mirrors
@@ -84,6 +88,8 @@
 #define LB_REV_NAT_MAP_MAX_ENTRIES	65536
 #define LB_AFFINITY_MAP_MAX_ENTRIES	65536
 #define LB_MAGLEV_MAP_MAX_ENTRIES	65536
+/* Cilium sizes it with the conntrack tables; 65536 is its minimum. */
+#define LB_SOCK_REV_NAT_MAP_MAX_ENTRIES	65536
 
 /* Maglev table size M, a prime; Cilium's default. */
 #ifndef LB_MAGLEV_LUT_SIZE
@@ -152,6 +158,21 @@ struct lb_affinity_match {
 	__u16 pad;
 } __attribute__((packed));
 
+/* Key of cilium_lb4_reverse_sk: a socket and the backend it was sent to. */
+struct lb4_sock_rev_key {
+	__u64 cookie;		/* bpf_get_socket_cookie() */
+	__be32 address;		/* backend */
+	__be16 port;
+	__u16 pad;
+};
+
+/* Value of cilium_lb4_reverse_sk: the frontend the application used. */
+struct lb4_sock_rev_entry {
+	__be32 address;
+	__be16 port;
+	__u16 rev_nat_index;	/* network order */
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__type(key, struct lb4_key);
@@ -214,6 +235,14 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } cilium_lb_affinity_match SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct lb4_sock_rev_key);
+	__type(value, struct lb4_sock_rev_entry);
+	__uint(max_entries, LB_SOCK_REV_NAT_MAP_MAX_ENTRIES);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} cilium_lb4_reverse_sk SEC(".maps");
+
 /* The layouts lb_abi.rs mirrors; a change here must be made there too. */
 #define LB_ASSERT_SIZE(type, size) \
 	_Static_assert(sizeof(type) == (size), #type " size changed: update lb_abi.rs")
@@ -259,3 +288,12 @@ LB_ASSERT_OFFSET(struct lb_affinity_val, pad, 12);
 LB_ASSERT_SIZE(struct lb_affinity_match, 8);
 LB_ASSERT_OFFSET(struct lb_affinity_match, rev_nat_id, 4);
 LB_ASSERT_OFFSET(struct lb_affinity_match, pad, 6);
+
+LB_ASSERT_SIZE(struct lb4_sock_rev_key, 16);
+LB_ASSERT_OFFSET(struct lb4_sock_rev_key, address, 8);
+LB_ASSERT_OFFSET(struct lb4_sock_rev_key, port, 12);
+LB_ASSERT_OFFSET(struct lb4_sock_rev_key, pad, 14);
+
+LB_ASSERT_SIZE(struct lb4_sock_rev_entry, 8);
+LB_ASSERT_OFFSET(struct lb4_sock_rev_entry, port, 4);
+LB_ASSERT_OFFSET(struct lb4_sock_rev_entry, rev_nat_index, 6);

@@ -16,13 +16,12 @@
  *      connection goes to the same backend while the backend exists, even
  *      when the service's slots change (a terminating backend keeps its
  *      connections; new ones never pick it).
- *   3. Without an entry, or when its backend is gone, a backend is chosen:
- *      session affinity (cilium_lb4_affinity, client address + reverse-NAT
- *      index, valid while cilium_lb_affinity_match lists the backend and the
- *      timeout has not passed), else the service's algorithm: random slot
- *      (bpf_get_prandom_u32() % count + 1) or the Maglev table entry at
- *      hash(5-tuple) % LB_MAGLEV_LUT_SIZE. A master with count 0 drops at
- *      once with DROP_NO_SERVICE.
+ *   3. Without an entry, or when its backend is gone, a backend is chosen
+ *      as lb4_select.h does for every client (shared with socket LB,
+ *      bpf_sock.c): session affinity on the client address + reverse-NAT
+ *      index, else the service's algorithm: random slot or the Maglev
+ *      table entry at hash(5-tuple) % LB_MAGLEV_LUT_SIZE. A master with
+ *      count 0 drops at once with DROP_NO_SERVICE.
  *   4. lb4_dnat() rewrites daddr/dport with the L3 and (pseudo-header) L4
  *      checksum fixes; conntrack then tracks the translated tuple and its
  *      entry carries rev_nat_index, which the reply path uses.
@@ -54,6 +53,7 @@
 #include "conntrack.h"
 #include "drop.h"
 #include "lb.h"
+#include "lb4_select.h"
 
 /* Source address of hairpinned service traffic (Cilium's IPV4_LOOPBACK). */
 #define IPV4_LOOPBACK		bpf_htonl(0xa9fe2a01)	/* 169.254.42.1 */
@@ -75,29 +75,12 @@
 #define TCP_CSUM_OFF		16
 #define UDP_CSUM_OFF		6
 
-/**
- * struct lb4_frontend - the frontend a packet was addressed to
- * @key: services-map key of the master entry (slot 0) that matched
- * @svc: that master entry
- */
-struct lb4_frontend {
-	struct lb4_key key;
-	struct lb4_service *svc;
-};
-
 /* The master entry of @tuple's destination in lookup scope @scope. */
 static __always_inline bool lb4_lookup_scope(const struct ipv4_ct_tuple *tuple,
 					     __u8 scope, struct lb4_frontend *fe)
 {
-	if (tuple->nexthdr != IPPROTO_TCP && tuple->nexthdr != IPPROTO_UDP)
-		return false;
-	__builtin_memset(&fe->key, 0, sizeof(fe->key));
-	fe->key.address = tuple->daddr;
-	fe->key.dport = tuple->dport;
-	fe->key.proto = tuple->nexthdr;
-	fe->key.scope = scope;
-	fe->svc = bpf_map_lookup_elem(&cilium_lb4_services_v2, &fe->key);
-	return fe->svc != NULL;
+	return lb4_lookup_frontend(tuple->daddr, tuple->dport, tuple->nexthdr,
+				   scope, fe);
 }
 
 /**
@@ -105,22 +88,13 @@ static __always_inline bool lb4_lookup_scope(const struct ipv4_ct_tuple *tuple,
  * @tuple: the packet's conntrack tuple (daddr, dport, nexthdr are used)
  * @fe: receives the key and entry
  *
- * Returns true on a hit.
+ * Pod traffic is in-cluster traffic (lb4_lookup_cluster). Returns true on
+ * a hit.
  */
 static __always_inline bool lb4_lookup_service(const struct ipv4_ct_tuple *tuple,
 					       struct lb4_frontend *fe)
 {
-	struct lb4_service *external;
-
-	if (!lb4_lookup_scope(tuple, LB_LOOKUP_SCOPE_EXT, fe))
-		return false;
-	external = fe->svc;
-	if (external->flags2 & SVC_FLAG_TWO_SCOPES &&
-	    !lb4_lookup_scope(tuple, LB_LOOKUP_SCOPE_INT, fe)) {
-		fe->key.scope = LB_LOOKUP_SCOPE_EXT;
-		fe->svc = external;
-	}
-	return true;
+	return lb4_lookup_cluster(tuple->daddr, tuple->dport, tuple->nexthdr, fe);
 }
 
 /* Frontend kinds clients outside the cluster reach through a node. */
@@ -158,126 +132,23 @@ static __always_inline __u32 lb4_flow_hash(const struct ipv4_ct_tuple *tuple)
 	return h;
 }
 
-/* The backend in slot @slot of the frontend @fe, 0 when there is none. */
-static __always_inline __u32 lb4_slot_backend(const struct lb4_frontend *fe,
-					      __u16 slot)
-{
-	struct lb4_key key = fe->key;
-	struct lb4_service *entry;
-
-	key.backend_slot = slot;
-	entry = bpf_map_lookup_elem(&cilium_lb4_services_v2, &key);
-	return entry ? entry->backend_id : 0;
-}
-
-/* The Maglev table's backend for @tuple, 0 when the table is missing. */
-static __always_inline __u32 lb4_maglev_backend(const struct lb4_frontend *fe,
-						const struct ipv4_ct_tuple *tuple)
-{
-	__u16 rev_nat = fe->svc->rev_nat_index;
-	__u32 index = lb4_flow_hash(tuple) % LB_MAGLEV_LUT_SIZE;
-	__u32 zero = 0;
-	__u32 *table;
-	void *inner;
-
-	inner = bpf_map_lookup_elem(&cilium_lb4_maglev, &rev_nat);
-	if (!inner)
-		return 0;
-	table = bpf_map_lookup_elem(inner, &zero);
-	/* Hide from the compiler that the modulo bounds it, so the check
-	 * the verifier needs survives. */
-	asm volatile("" : "+r"(index));
-	if (!table || index >= LB_MAGLEV_LUT_SIZE)
-		return 0;
-	return table[index];
-}
-
-/* The session-affinity backend of @client for @fe, 0 when none is valid. */
-static __always_inline __u32 lb4_affinity_backend(const struct lb4_frontend *fe,
-						  __be32 client, __u32 now)
-{
-	struct lb4_affinity_key key = {};
-	struct lb_affinity_match match = {};
-	struct lb_affinity_val *val;
-	__u32 timeout = fe->svc->affinity_timeout & AFFINITY_TIMEOUT_MASK;
-
-	key.client_id.client_ip = client;
-	key.rev_nat_id = fe->svc->rev_nat_index;
-	val = bpf_map_lookup_elem(&cilium_lb4_affinity, &key);
-	if (!val)
-		return 0;
-	if (now - val->last_used > timeout) {
-		bpf_map_delete_elem(&cilium_lb4_affinity, &key);
-		return 0;
-	}
-	match.backend_id = val->backend_id;
-	match.rev_nat_id = fe->svc->rev_nat_index;
-	if (!bpf_map_lookup_elem(&cilium_lb_affinity_match, &match))
-		return 0;
-	val->last_used = now;
-	return val->backend_id;
-}
-
-/*
- * Record @backend_id as @client's backend for @fe, unless a connection of
- * the same client on another CPU recorded a valid one first: then that one
- * is returned, so concurrent first connections agree.
- */
-static __always_inline __u32 lb4_affinity_claim(const struct lb4_frontend *fe,
-						__be32 client, __u32 backend_id,
-						__u32 now)
-{
-	struct lb4_affinity_key key = {};
-	struct lb_affinity_val val = {};
-	__u32 first;
-
-	key.client_id.client_ip = client;
-	key.rev_nat_id = fe->svc->rev_nat_index;
-	val.last_used = now;
-	val.backend_id = backend_id;
-	if (!bpf_map_update_elem(&cilium_lb4_affinity, &key, &val, BPF_NOEXIST))
-		return backend_id;
-	first = lb4_affinity_backend(fe, client, now);
-	if (first)
-		return first;
-	/* The entry there names a backend that is gone. */
-	bpf_map_update_elem(&cilium_lb4_affinity, &key, &val, BPF_ANY);
-	return backend_id;
-}
-
 /**
  * lb4_select_backend - choose a backend for a new connection
  * @fe: the frontend
  * @tuple: the connection's tuple before translation
  *
- * Returns the backend ID, or 0 when the frontend has none.
+ * The client is the source address; Maglev hashes the 5-tuple. Returns the
+ * backend ID, or 0 when the frontend has none.
  */
 static __always_inline __u32 lb4_select_backend(const struct lb4_frontend *fe,
 						const struct ipv4_ct_tuple *tuple)
 {
-	__u16 count = fe->svc->count;
-	__u32 algorithm = fe->svc->affinity_timeout >> LB_ALGORITHM_SHIFT;
-	bool affinity = fe->svc->flags & SVC_FLAG_AFFINITY;
-	__u32 now = bpf_now_sec();
-	__u32 backend_id = 0;
+	struct lb4_client client = {
+		.id = tuple->saddr,
+		.hash = lb4_flow_hash(tuple),
+	};
 
-	if (!count)
-		return 0;
-	if (affinity) {
-		backend_id = lb4_affinity_backend(fe, tuple->saddr, now);
-		if (backend_id)
-			return backend_id;
-	}
-	if (algorithm == LB_SELECTION_MAGLEV)
-		backend_id = lb4_maglev_backend(fe, tuple);
-	else if (algorithm == LB_SELECTION_FIRST)
-		backend_id = lb4_slot_backend(fe, 1);
-	if (!backend_id)
-		backend_id = lb4_slot_backend(fe, bpf_get_prandom_u32() % count + 1);
-	if (backend_id && affinity)
-		backend_id = lb4_affinity_claim(fe, tuple->saddr, backend_id,
-						now);
-	return backend_id;
+	return lb4_pick_backend(fe, &client);
 }
 
 /* Rewrite a 4-byte address at @off, with both checksums. */

@@ -37,6 +37,22 @@
 /* Layout version of struct trace_notify as emitted here. */
 #define NOTIFY_TRACE_VER	1
 
+/*
+ * struct trace_notify - one packet at an observation point
+ *
+ * Cilium's layout (version 1 of ours), 48 bytes before the payload. The
+ * IPv4 half of the orig_ip union is followed by the 16 bits this datapath
+ * uses for @rev_nat (Cilium leaves them zero):
+ *
+ *   offset 32  orig_ip4  address before translation (0 today)
+ *   offset 36  rev_nat   reverse-NAT index (network order, as in
+ *                        lb4_service.rev_nat_index) of the service
+ *                        frontend a translated request was sent to; 0 for
+ *                        replies, untranslated packets and points before
+ *                        the translation
+ *   offset 38  zero up to offset 48 (the IPv6 half of the union is unused:
+ *              this datapath is IPv4 only)
+ */
 struct trace_notify {
 	NOTIFY_CAPTURE_HDR
 	__u32	src_label;
@@ -48,7 +64,8 @@ struct trace_notify {
 	union {
 		struct {
 			__be32	orig_ip4;
-			__u32	orig_pad1;
+			__be16	rev_nat;
+			__u16	orig_pad1;
 			__u32	orig_pad2;
 			__u32	orig_pad3;
 		};
@@ -66,11 +83,43 @@ struct trace_record {
  * @reason: TRACE_REASON_* (connection tracking state)
  * @monitor: conntrack asked for this packet to be reported
  *           (new connection, new TCP flag or report interval elapsed)
+ * @rev_nat: reverse-NAT index (network order) of the service frontend the
+ *           packet's connection was translated from, 0 for none; reported
+ *           in trace_notify.rev_nat
  */
 struct trace_ctx {
 	__u8	reason;
 	__u8	monitor;
+	__be16	rev_nat;
 };
+
+/*
+ * skb->cb[] slot in which a pod's program hands a locally delivered
+ * request's reverse-NAT index to the destination's handle_policy, whose
+ * to-endpoint trace reports it. Tagged in the upper half, as CB_NODEPORT
+ * is, so leftover cb[] content is never taken for one.
+ */
+#define CB_TRACE_REV_NAT	2
+#define TRACE_REV_NAT_CB_TAG	0x52560000
+#define TRACE_REV_NAT_CB_MASK	0xffff0000
+
+/* Hand @rev_nat (network order, 0 for none) to the next handle_policy. */
+static __always_inline void trace_rev_nat_cb_set(struct __sk_buff *ctx,
+						 __be16 rev_nat)
+{
+	ctx->cb[CB_TRACE_REV_NAT] = TRACE_REV_NAT_CB_TAG | rev_nat;
+}
+
+/* The reverse-NAT index the sender handed over, 0 for none; clears it. */
+static __always_inline __be16 trace_rev_nat_cb_take(struct __sk_buff *ctx)
+{
+	__u32 value = ctx->cb[CB_TRACE_REV_NAT];
+
+	ctx->cb[CB_TRACE_REV_NAT] = 0;
+	if ((value & TRACE_REV_NAT_CB_MASK) != TRACE_REV_NAT_CB_TAG)
+		return 0;
+	return (__be16)value;
+}
 
 static __always_inline bool trace_is_from_point(__u8 obs_point)
 {
@@ -134,6 +183,7 @@ send_trace_notify(struct __sk_buff *ctx, __u32 aggregation, __u8 obs_point,
 	rec->msg.flags = 0;
 	rec->msg.ifindex = ifindex;
 	rec->msg.orig_ip4 = 0;
+	rec->msg.rev_nat = tctx ? tctx->rev_nat : 0;
 	rec->msg.orig_pad1 = 0;
 	rec->msg.orig_pad2 = 0;
 	rec->msg.orig_pad3 = 0;

@@ -1,6 +1,7 @@
 //! Compiles the datapath objects (`bpf/bpf_lxc.c` for endpoints,
 //! `bpf/bpf_overlay.c` for the tunnel device, `bpf/bpf_host.c` for the
-//! underlay device) with clang into `OUT_DIR`,
+//! underlay device, `bpf/bpf_sock.c` for the cgroup socket hooks) with clang
+//! into `OUT_DIR`,
 //! where `src/loader.rs` embeds them. Set `CLANG` to use another compiler.
 
 use std::{
@@ -12,7 +13,7 @@ use std::{
 use anyhow::{bail, Context, Result};
 
 /// The objects to build: `bpf/<name>.c` becomes `$OUT_DIR/<name>.o`.
-const OBJECTS: [&str; 3] = ["bpf_lxc", "bpf_overlay", "bpf_host"];
+const OBJECTS: [&str; 4] = ["bpf_lxc", "bpf_overlay", "bpf_host", "bpf_sock"];
 
 /// Every file under `dir` (recursively), for `rerun-if-changed`.
 fn sources(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {

@@ -118,7 +118,10 @@ impl Agent {
                     names
                 },
             }),
-            kube_proxy_replacement: Some(self.services.kube_proxy_replacement()),
+            kube_proxy_replacement: Some(
+                self.services
+                    .kube_proxy_replacement(self.config.bpf_lb_sock),
+            ),
         }
     }
 

@@ -131,6 +131,17 @@ pub struct AgentConfig {
     /// `port-distribution`, `policy` (none by default).
     #[arg(long, value_delimiter = ',')]
     pub hubble_metrics: Vec<String>,
+
+    /// Socket-LB: translate services when a socket connects or sends (cgroup hooks on
+    /// `--cgroup-root`), so their packets need no per-packet NAT. Needs `--cgroup-root`.
+    #[arg(long, default_value_t = true, num_args = 0..=1, default_missing_value = "true",
+          action = clap::ArgAction::Set)]
+    pub bpf_lb_sock: bool,
+
+    /// The cgroup v2 directory the socket-LB hooks attach to; they apply to the processes in
+    /// it and below. No default: the machine's root cgroup is used only when given here.
+    #[arg(long)]
+    pub cgroup_root: Option<PathBuf>,
 }
 
 fn parse_ring_capacity(text: &str) -> Result<cilium_hubble::Capacity, String> {
@@ -262,6 +273,21 @@ mod tests {
         assert_eq!(config.prometheus_serve_addr, None);
         assert_eq!(config.hubble_metrics_server, None);
         assert!(config.hubble_metrics.is_empty());
+        assert!(config.bpf_lb_sock);
+        assert_eq!(config.cgroup_root, None);
+    }
+
+    #[test]
+    fn socket_lb_flags_follow_cilium() {
+        let parse = |extra: &[&str]| {
+            let mut args = vec!["cilium-agent", "--node-name", "n1"];
+            args.extend_from_slice(extra);
+            AgentConfig::try_parse_from(args).unwrap()
+        };
+        let config = parse(&["--bpf-lb-sock=false", "--cgroup-root", "/sys/fs/cgroup/x"]);
+        assert!(!config.bpf_lb_sock);
+        assert_eq!(config.cgroup_root, Some(PathBuf::from("/sys/fs/cgroup/x")));
+        assert!(parse(&["--bpf-lb-sock"]).bpf_lb_sock);
     }
 
     #[test]

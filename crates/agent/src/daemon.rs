@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use cilium_datapath::maps::IpcacheMap;
-use cilium_datapath::{AttachPreference, Datapath, DatapathConfig, EventReader, Routing};
+use cilium_datapath::{AttachPreference, Datapath, DatapathConfig, EventReader, Routing, SocketLb};
 use cilium_endpoint::{EndpointManager, FileStore as EndpointFileStore};
 use cilium_ipam::{ClusterPool, FileStore as IpamFileStore, HostScopeAllocator};
 use cilium_kvstore::{EtcdConfig, EtcdStore, KvStore, MemoryStore};
@@ -40,7 +40,7 @@ const POLICY_REFRESH_COALESCE: Duration = Duration::from_millis(20);
 const CLAIM_RETRY_MAX: Duration = Duration::from_secs(5);
 
 /// Runs the agent until SIGTERM or SIGINT.
-pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
+pub async fn run(mut config: AgentConfig) -> anyhow::Result<()> {
     let started = Instant::now();
     std::fs::create_dir_all(&config.state_dir)
         .with_context(|| format!("creating state dir {}", config.state_dir.display()))?;
@@ -64,6 +64,10 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     .await
     .context("start-up task panicked")??;
     let node_ip = underlay.as_ref().map_or(prepared.router_ip, |u| u.address);
+    // Held until shutdown: dropping it detaches the socket hooks. The flag reports what is in
+    // effect (`cilium status`).
+    let socket_lb = prepared.socket_lb;
+    config.bpf_lb_sock = socket_lb.is_some();
     let route_device = underlay.map(|u| u.device).unwrap_or_default();
 
     let local = LocalNode {
@@ -159,6 +163,11 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         .await
         .context("serving the API")?;
 
+    if let Some(socket_lb) = socket_lb {
+        let cgroup = socket_lb.cgroup().display().to_string();
+        drop(socket_lb);
+        tracing::info!(%cgroup, "socket load balancing detached");
+    }
     for socket in [
         config.socket.clone(),
         config.monitor_socket(),
@@ -235,6 +244,7 @@ struct Prepared {
     endpoints: Mutex<Endpoints>,
     ipcache: IpcacheMap,
     events: EventReader,
+    socket_lb: Option<SocketLb>,
 }
 
 /// Everything that needs syscalls before serving: state, devices, datapath, restore.
@@ -283,6 +293,7 @@ fn prepare(
     datapath
         .upsert_host_ip(router_ip)
         .context("registering the router IP in cilium_lxc")?;
+    let socket_lb = attach_socket_lb(&config, &datapath)?;
     let attach_mode = datapath.attach_mode().to_string();
     let events = datapath
         .event_reader()
@@ -314,7 +325,31 @@ fn prepare(
         endpoints: Mutex::new(endpoints),
         ipcache,
         events,
+        socket_lb,
     })
+}
+
+/// Socket-LB on `--cgroup-root` when `--bpf-lb-sock` is on. Without a cgroup it stays off:
+/// the machine's root cgroup would translate every process's connections, so it is used only
+/// when given explicitly.
+fn attach_socket_lb(config: &AgentConfig, datapath: &Datapath) -> anyhow::Result<Option<SocketLb>> {
+    if !config.bpf_lb_sock {
+        tracing::info!("socket load balancing disabled (--bpf-lb-sock=false)");
+        return Ok(None);
+    }
+    let Some(cgroup) = &config.cgroup_root else {
+        tracing::warn!(
+            "socket load balancing needs --cgroup-root; services are translated per packet only"
+        );
+        return Ok(None);
+    };
+    let socket_lb = datapath.attach_socket_lb(cgroup).with_context(|| {
+        format!(
+            "attaching socket load balancing to cgroup {}",
+            cgroup.display()
+        )
+    })?;
+    Ok(Some(socket_lb))
 }
 
 /// Re-resolves local endpoints' policies when the cluster's identities change (a pod with

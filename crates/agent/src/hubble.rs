@@ -1,5 +1,6 @@
 //! Hubble in the agent: the flow context over the agent's state (local endpoints, the
-//! cluster's pods from the kvstore's IP entries, identities), the decoder fed by the event
+//! cluster's pods from the kvstore's IP entries, their workloads from the Pod objects'
+//! owner references, identities, the load balancer's frontends), the decoder fed by the event
 //! drain, and the Observer API on the unix socket next to the agent's API socket and, with
 //! `--hubble-listen-address`, on TCP (published in the kvstore as the node's Hubble peer,
 //! for the relay).
@@ -9,11 +10,15 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, RwLock};
 
 use cilium_endpoint::{Endpoint, EndpointId, EndpointSelector};
+use cilium_hubble::flow::Service;
 use cilium_hubble::peer::{self, PeerRecord};
+use cilium_hubble::workload::pod_workloads;
 use cilium_hubble::{
-    serve, EndpointInfo, EventSender, FlowContext, FlowDecoder, Observer, ObserverService,
+    serve, EndpointInfo, EventSender, FlowContext, FlowDecoder, FrontendProtocol, Observer,
+    ObserverService,
 };
 use cilium_kvstore::{keys, KvStore, WatchEvent};
+use cilium_loadbalancer::{FrontendAddr, ObjectName, Protocol};
 
 use crate::agent::{Agent, Endpoints};
 use crate::cluster::records::IpIdentityPair;
@@ -197,6 +202,26 @@ impl AgentContext {
         let endpoints = self.agent.endpoints.lock().expect("endpoints lock");
         look(&endpoints)
     }
+
+    /// `info` with the workloads of its pod, from the Pod object's owner references.
+    fn with_workloads(&self, mut info: EndpointInfo) -> EndpointInfo {
+        if !info.pod_name.is_empty() {
+            let owners = self
+                .agent
+                .identities
+                .metadata()
+                .pod_owners(&info.namespace, &info.pod_name);
+            info.workloads = pod_workloads(&owners);
+        }
+        info
+    }
+}
+
+fn flow_service(name: ObjectName) -> Service {
+    Service {
+        name: name.name,
+        namespace: name.namespace,
+    }
 }
 
 impl FlowContext for AgentContext {
@@ -205,15 +230,17 @@ impl FlowContext for AgentContext {
             return None;
         };
         let local = self.endpoints(|eps| eps.list().find(|ep| ep.ipv4 == ip).map(local_endpoint));
-        local.or_else(|| {
-            self.pods.get(ip).map(|pair| EndpointInfo {
-                id: 0,
-                identity: pair.id,
-                namespace: pair.k8s_namespace,
-                pod_name: pair.k8s_pod_name,
-                workloads: Vec::new(),
+        local
+            .or_else(|| {
+                self.pods.get(ip).map(|pair| EndpointInfo {
+                    id: 0,
+                    identity: pair.id,
+                    namespace: pair.k8s_namespace,
+                    pod_name: pair.k8s_pod_name,
+                    workloads: Vec::new(),
+                })
             })
-        })
+            .map(|info| self.with_workloads(info))
     }
 
     fn endpoint_by_id(&self, id: u16) -> Option<EndpointInfo> {
@@ -221,6 +248,7 @@ impl FlowContext for AgentContext {
             eps.find(&EndpointSelector::Id(EndpointId(id)))
                 .map(local_endpoint)
         })
+        .map(|info| self.with_workloads(info))
     }
 
     fn identity_labels(&self, identity: u32) -> Option<Vec<String>> {
@@ -246,6 +274,32 @@ impl FlowContext for AgentContext {
                 .ok()
                 .and_then(|name| name.into_string().ok())
         })
+    }
+
+    fn service_by_frontend(
+        &self,
+        ip: IpAddr,
+        port: u16,
+        protocol: FrontendProtocol,
+    ) -> Option<Service> {
+        let IpAddr::V4(ip) = ip else {
+            return None;
+        };
+        let protocol = match protocol {
+            FrontendProtocol::Tcp => Protocol::Tcp,
+            FrontendProtocol::Udp => Protocol::Udp,
+        };
+        self.agent
+            .services
+            .service_by_frontend(FrontendAddr { ip, port, protocol })
+            .map(flow_service)
+    }
+
+    fn service_by_rev_nat(&self, index: u16) -> Option<Service> {
+        self.agent
+            .services
+            .service_by_rev_nat(index)
+            .map(flow_service)
     }
 }
 

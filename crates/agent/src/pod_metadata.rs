@@ -2,8 +2,9 @@
 //! `cilium apply -f` and followed by `resources::follow`): what endpoint identities and named
 //! ports are derived from, as Cilium derives them from the Kubernetes API.
 //!
-//! Only what the agent needs is kept: a Pod's labels, service account and named container
-//! ports, a Namespace's labels. Each update reports which pods or namespace changed, so the
+//! Only what the agent needs is kept: a Pod's labels, service account, named container
+//! ports and owner references (Hubble names the pod's workload from them), a Namespace's
+//! labels. Each update reports which pods or namespace changed, so the
 //! agent re-resolves just the endpoints concerned. Until the first listing of the store is in
 //! ([`PodMetadata::mark_synced`]), labels derived from the cache may be incomplete; identity
 //! resolution waits for it, as Cilium waits for its Kubernetes caches.
@@ -11,6 +12,7 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
+use cilium_hubble::workload::OwnerReference;
 use cilium_policy::{NamedPorts, Protocol};
 use serde::Deserialize;
 use serde_json::Value;
@@ -50,6 +52,11 @@ pub struct PodInfo {
     pub service_account: String,
     /// Every container's named ports: name → (containerPort, protocol).
     pub named_ports: NamedPorts,
+    /// `metadata.ownerReferences`: what created the pod (a ReplicaSet, a Job, ...).
+    pub owners: Vec<OwnerReference>,
+    /// `metadata.deletionTimestamp` is set: the pod is shutting down, and as a service
+    /// backend keeps its connections but gets no new ones.
+    pub terminating: bool,
 }
 
 /// What an update changed: the endpoints of that pod, or of every pod in that namespace,
@@ -134,6 +141,17 @@ impl PodMetadata {
             .cloned()
     }
 
+    /// The owner references of pod `namespace/name` (empty when none or no Pod object is
+    /// stored): cheaper than [`pod`](Self::pod) for a caller that needs only them.
+    pub fn pod_owners(&self, namespace: &str, name: &str) -> Vec<OwnerReference> {
+        let state = self.state.lock().expect("pod metadata lock");
+        state
+            .pods
+            .get(&(namespace.to_string(), name.to_string()))
+            .map(|pod| pod.owners.clone())
+            .unwrap_or_default()
+    }
+
     /// The labels of Namespace `name`, if its object is stored.
     pub fn namespace_labels(&self, name: &str) -> Option<BTreeMap<String, String>> {
         let state = self.state.lock().expect("pod metadata lock");
@@ -215,6 +233,19 @@ struct ObjectMeta {
     namespace: Option<String>,
     #[serde(default)]
     labels: Option<BTreeMap<String, String>>,
+    #[serde(default, rename = "ownerReferences")]
+    owner_references: Vec<OwnerReferenceObject>,
+    #[serde(default, rename = "deletionTimestamp")]
+    deletion_timestamp: Option<String>,
+}
+
+/// One `metadata.ownerReferences` entry.
+#[derive(Deserialize)]
+struct OwnerReferenceObject {
+    kind: String,
+    name: String,
+    #[serde(default)]
+    controller: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -297,6 +328,17 @@ fn read_pod(key: &str, object: &Value) -> Result<Object, PodMetadataError> {
             labels: pod.metadata.labels.unwrap_or_default(),
             service_account,
             named_ports,
+            owners: pod
+                .metadata
+                .owner_references
+                .into_iter()
+                .map(|owner| OwnerReference {
+                    kind: owner.kind,
+                    name: owner.name,
+                    controller: owner.controller.unwrap_or(false),
+                })
+                .collect(),
+            terminating: pod.metadata.deletion_timestamp.is_some(),
         },
     })
 }
@@ -376,6 +418,53 @@ mod tests {
         );
         assert_eq!(cache.pod("shop", "other"), None);
         assert_eq!(cache.pod("default", "server"), None);
+    }
+
+    #[test]
+    fn a_deletion_timestamp_makes_the_pod_terminating() {
+        let cache = PodMetadata::default();
+        cache.upsert(POD_KEY, &server_pod("http", 8080)).unwrap();
+        assert!(!cache.pod("shop", "server").expect("cached").terminating);
+        let mut pod = server_pod("http", 8080);
+        pod["metadata"]["deletionTimestamp"] = json!("2026-11-26T10:00:00Z");
+        assert_eq!(cache.upsert(POD_KEY, &pod).unwrap(), Some(pod_change()));
+        assert!(
+            cache.pod("shop", "server").expect("cached").terminating,
+            "a pod being deleted serves its connections but takes no new ones"
+        );
+    }
+
+    #[test]
+    fn owner_references_are_kept() {
+        let cache = PodMetadata::default();
+        let mut pod = server_pod("http", 8080);
+        pod["metadata"]["ownerReferences"] = json!([
+            {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "server-7d4b9c8f5",
+             "uid": "0b4f", "controller": true, "blockOwnerDeletion": true},
+            {"apiVersion": "v1", "kind": "ConfigMap", "name": "settings", "uid": "77aa"},
+        ]);
+        assert_eq!(cache.upsert(POD_KEY, &pod).unwrap(), Some(pod_change()));
+        assert_eq!(
+            cache.pod_owners("shop", "server"),
+            vec![
+                OwnerReference {
+                    kind: "ReplicaSet".into(),
+                    name: "server-7d4b9c8f5".into(),
+                    controller: true,
+                },
+                OwnerReference {
+                    kind: "ConfigMap".into(),
+                    name: "settings".into(),
+                    controller: false,
+                },
+            ]
+        );
+        assert!(cache.pod_owners("shop", "other").is_empty());
+        cache.upsert(POD_KEY, &server_pod("http", 8080)).unwrap();
+        assert!(
+            cache.pod_owners("shop", "server").is_empty(),
+            "owners removed from the object are gone"
+        );
     }
 
     #[test]

@@ -25,8 +25,9 @@ use cilium_datapath::bpffs::BpfPaths;
 use cilium_datapath::maps::{LbMaps, MapsError};
 use cilium_kvstore::{keys, KvStore, WatchEvent};
 use cilium_loadbalancer::{
-    apply_ops, diff, Algorithm, ApplyError, Catalog, EndpointSlice, LbConfig, LbState, MapState,
-    NamedPort, ObjectName, Planner, PodInfo, Protocol, Scope, Service,
+    apply_ops, diff, Algorithm, ApplyError, Catalog, EndpointSlice, FrontendAddr, FrontendKey,
+    LbConfig, LbState, MapState, NamedPort, ObjectName, Planner, PodInfo, Protocol, RevNatIndex,
+    Scope, Service,
 };
 use serde_json::Value;
 use tokio::sync::Notify;
@@ -172,12 +173,36 @@ impl Services {
         api_services(&programmer.desired)
     }
 
+    /// The Service of frontend `addr` in the last plan (either scope), for Hubble's flows.
+    pub fn service_by_frontend(&self, addr: FrontendAddr) -> Option<ObjectName> {
+        let programmer = self.programmer.lock().expect("services programmer lock");
+        [Scope::External, Scope::Internal]
+            .into_iter()
+            .find_map(|scope| {
+                programmer
+                    .desired
+                    .frontends
+                    .get(&FrontendKey { addr, scope })
+            })
+            .map(|entry| entry.service.clone())
+    }
+
+    /// The Service whose frontend holds reverse-NAT index `index` in the maps, for Hubble's
+    /// flows (the datapath reports the index on traces of translated requests).
+    pub fn service_by_rev_nat(&self, index: u16) -> Option<ObjectName> {
+        let addr = {
+            let programmer = self.programmer.lock().expect("services programmer lock");
+            *programmer.applied.rev_nat.get(&RevNatIndex(index))?
+        };
+        self.service_by_frontend(addr)
+    }
+
     /// The kube-proxy-replacement facts of this load balancer for `cilium status`: ClusterIP
     /// translation per packet at pod egress and NodePort (with externalIPs and load-balancer
     /// IPs) on the node's underlay device (`bpf_host`), for TCP and UDP, with session
-    /// affinity; no socket-LB. Every service type is handled without kube-proxy: Cilium's
-    /// `kubeProxyReplacement=true`.
-    pub fn kube_proxy_replacement(&self) -> api::KubeProxyReplacement {
+    /// affinity; `socket_lb` when the cgroup socket hooks are attached. Every service type is
+    /// handled without kube-proxy: Cilium's `kubeProxyReplacement=true`.
+    pub fn kube_proxy_replacement(&self, socket_lb: bool) -> api::KubeProxyReplacement {
         let programmer = self.programmer.lock().expect("services programmer lock");
         let backend_selection = match programmer.planner.config().default_algorithm {
             Algorithm::Random => "Random",
@@ -185,7 +210,7 @@ impl Services {
         };
         api::KubeProxyReplacement {
             mode: "True".into(),
-            socket_lb: false,
+            socket_lb,
             protocols: vec!["TCP".into(), "UDP".into()],
             backend_selection: backend_selection.into(),
             session_affinity: true,
@@ -300,7 +325,7 @@ fn running_pods(
                         })
                     })
                     .collect(),
-                terminating: false,
+                terminating: object.terminating,
             }
         })
         .collect()

@@ -10,7 +10,7 @@
 use std::{
     fmt,
     net::Ipv4Addr,
-    path::PathBuf,
+    path::{Path, PathBuf},
     sync::{Mutex, MutexGuard},
 };
 
@@ -36,6 +36,7 @@ use crate::{
         PolicyMapKey,
     },
     routing::{Routing, RoutingError, RoutingGlobals},
+    sock_lb::{SocketLb, SocketLbError},
 };
 
 /// Node-wide datapath settings.
@@ -307,6 +308,12 @@ impl Datapath {
     /// The bpffs layout, for opening the typed map handles directly.
     pub fn paths(&self) -> &BpfPaths {
         &self.paths
+    }
+
+    /// Loads the socket load balancer on this node's maps and attaches it to the cgroup v2
+    /// directory `cgroup`; it stays attached while the returned handle lives.
+    pub fn attach_socket_lb(&self, cgroup: &Path) -> Result<SocketLb, SocketLbError> {
+        SocketLb::attach(&self.paths, &self.map_sizes, cgroup)
     }
 
     fn node_maps(&self) -> MutexGuard<'_, NodeMaps> {

@@ -1,6 +1,7 @@
 //! Rust mirrors of the service load-balancing maps of `bpf/lib/lb.h` (Cilium's
 //! `cilium_lb4_services_v2`, `cilium_lb4_backends_v3`, `cilium_lb4_reverse_nat`,
-//! `cilium_lb4_maglev`, `cilium_lb4_affinity`, `cilium_lb_affinity_match`): their names,
+//! `cilium_lb4_maglev`, `cilium_lb4_affinity`, `cilium_lb_affinity_match`, and socket LB's
+//! `cilium_lb4_reverse_sk`): their names,
 //! default sizes, flag values and key/value layouts.
 //!
 //! Every mirror is `#[repr(C)]` (`packed` where the C struct is), names its C struct, and
@@ -27,6 +28,10 @@ pub const LB4_AFFINITY_MAP: &str = "cilium_lb4_affinity";
 /// Affinity validity map: [`LbAffinityMatch`] → `u8` (present while the backend may still
 /// be chosen for the service by affinity).
 pub const LB_AFFINITY_MATCH_MAP: &str = "cilium_lb_affinity_match";
+/// Socket-LB reverse map (LRU, `bpf/bpf_sock.c`): [`Lb4SockRevKey`] → [`Lb4SockRevEntry`].
+pub const LB4_REVERSE_SK_MAP: &str = "cilium_lb4_reverse_sk";
+/// `LB_SOCK_REV_NAT_MAP_MAX_ENTRIES`: capacity of [`LB4_REVERSE_SK_MAP`].
+pub const LB_SOCK_REV_NAT_MAP_MAX_ENTRIES: u32 = 65_536;
 
 /// `LB_SERVICE_MAP_MAX_ENTRIES`: capacity of [`LB4_SERVICES_MAP`].
 pub const LB_SERVICE_MAP_MAX_ENTRIES: u32 = 65_536;
@@ -361,6 +366,46 @@ impl LbAffinityMatch {
     }
 }
 
+/// `struct lb4_sock_rev_key` (`bpf/lib/lb.h`): key of [`LB4_REVERSE_SK_MAP`], a socket and
+/// the backend socket LB sent it to.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Lb4SockRevKey {
+    /// The socket's cookie (`bpf_get_socket_cookie`).
+    pub cookie: u64,
+    /// Backend address (network order).
+    pub address: [u8; 4],
+    /// Backend port (network order).
+    pub port: u16,
+    /// Padding.
+    pub pad: u16,
+}
+
+/// `struct lb4_sock_rev_entry` (`bpf/lib/lb.h`): value of [`LB4_REVERSE_SK_MAP`], the
+/// frontend the application asked for.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Lb4SockRevEntry {
+    /// Frontend address (network order).
+    pub address: [u8; 4],
+    /// Frontend port (network order).
+    pub port: u16,
+    /// Reverse-NAT index of the frontend (network order).
+    pub rev_nat_index: u16,
+}
+
+impl Lb4SockRevEntry {
+    /// The frontend address.
+    pub fn address(&self) -> Ipv4Addr {
+        Ipv4Addr::from(self.address)
+    }
+
+    /// The frontend port in host order.
+    pub fn port(&self) -> u16 {
+        u16::from_be(self.port)
+    }
+}
+
 /// The value of a Maglev inner map's single entry (`__u32[LB_MAGLEV_LUT_SIZE]` in
 /// `bpf/lib/lb.h`): backend IDs indexed by flow hash modulo [`LB_MAGLEV_LUT_SIZE`].
 #[repr(C)]
@@ -395,6 +440,10 @@ unsafe impl aya::Pod for Lb4AffinityKey {}
 unsafe impl aya::Pod for LbAffinityVal {}
 // SAFETY: as above (packed).
 unsafe impl aya::Pod for LbAffinityMatch {}
+// SAFETY: as above.
+unsafe impl aya::Pod for Lb4SockRevKey {}
+// SAFETY: as above.
+unsafe impl aya::Pod for Lb4SockRevEntry {}
 // SAFETY: an array of `u32`.
 unsafe impl aya::Pod for MaglevInner {}
 
@@ -457,6 +506,26 @@ mod tests {
         assert_eq!(size_of::<LbAffinityMatch>(), 8);
         assert_eq!(offset_of!(LbAffinityMatch, rev_nat_id), 4);
         assert_eq!(offset_of!(LbAffinityMatch, pad), 6);
+    }
+
+    #[test]
+    fn sock_rev_layouts_match_lb_h() {
+        assert_eq!(size_of::<Lb4SockRevKey>(), 16);
+        assert_eq!(offset_of!(Lb4SockRevKey, address), 8);
+        assert_eq!(offset_of!(Lb4SockRevKey, port), 12);
+        assert_eq!(offset_of!(Lb4SockRevKey, pad), 14);
+        assert_eq!(size_of::<Lb4SockRevEntry>(), 8);
+        assert_eq!(offset_of!(Lb4SockRevEntry, port), 4);
+        assert_eq!(offset_of!(Lb4SockRevEntry, rev_nat_index), 6);
+        let entry = Lb4SockRevEntry {
+            address: [10, 96, 0, 1],
+            port: 80u16.to_be(),
+            rev_nat_index: 3u16.to_be(),
+        };
+        assert_eq!(
+            (entry.address(), entry.port()),
+            (Ipv4Addr::new(10, 96, 0, 1), 80)
+        );
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! `cilium_ipcache`, conntrack, `cilium_metrics`, `cilium_events`,
 //! `cilium_call_policy`, `cilium_policy_enforcement`); each endpoint also has
 //! its own policy map, `cilium_policy_v2_<id>`, updated in place by
-//! [`Datapath::set_policy`].
+//! [`Datapath::set_policy`]. `bpf_sock` ([`SocketLb`]) translates services
+//! at connect time in cgroup socket hooks, on the same service maps.
 //!
 //! [`Datapath`] is what the agent drives; [`maps`] gives typed access to the
 //! pinned maps for the CLI; [`events`] and [`EventReader`] decode the
@@ -25,6 +26,7 @@ pub mod lb_abi;
 pub mod loader;
 pub mod maps;
 mod routing;
+mod sock_lb;
 mod spare_loader;
 
 pub use attach::{AttachError, AttachMode, AttachPreference, Hook};
@@ -36,6 +38,7 @@ pub use events::{
     DatapathEvent, DropEvent, EventHeader, EventParseError, PolicyVerdictEvent, TraceEvent,
 };
 pub use loader::{
-    EndpointObject, EndpointProgram, HostObject, LoaderError, MapSizes, OverlayObject,
+    EndpointObject, EndpointProgram, HostObject, LoaderError, MapSizes, OverlayObject, SockObject,
 };
 pub use routing::{Routing, RoutingError};
+pub use sock_lb::{SocketLb, SocketLbError};

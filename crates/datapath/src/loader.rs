@@ -1,14 +1,15 @@
 //! Loading the embedded objects: `bpf_lxc.o` once to create (or reopen) the
 //! pinned node-wide maps and once per endpoint with that endpoint's
 //! load-time globals, `bpf_overlay.o` once per node for the tunnel device
-//! and `bpf_host.o` once per node for the underlay device; every object
-//! shares those pinned maps. Each endpoint's policy map is its own,
+//! and `bpf_host.o` once per node for the underlay device, `bpf_sock.o` once
+//! per node for socket load balancing; every object shares those pinned
+//! maps. Each endpoint's policy map is its own,
 //! pinned as `cilium_policy_v2_<id>`.
 
 use std::net::Ipv4Addr;
 
 use aya::{
-    programs::{ProgramError, SchedClassifier},
+    programs::{CgroupSockAddr, ProgramError, SchedClassifier},
     Ebpf, EbpfError, EbpfLoader,
 };
 use thiserror::Error;
@@ -29,9 +30,14 @@ static BPF_OVERLAY_OBJECT: &[u8] =
 static BPF_HOST_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/bpf_host.o"));
 
+/// The compiled socket load balancer (`bpf/bpf_sock.c`).
+static BPF_SOCK_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/bpf_sock.o"));
+
 const BPF_LXC: &str = "bpf_lxc.o";
 const BPF_OVERLAY: &str = "bpf_overlay.o";
 const BPF_HOST: &str = "bpf_host.o";
+const BPF_SOCK: &str = "bpf_sock.o";
 
 /// Failures loading a datapath object or its programs.
 #[derive(Debug, Error)]
@@ -70,7 +76,7 @@ pub enum LoaderError {
         source: Box<ProgramError>,
     },
     /// The object has no such program (the C and Rust sides disagree).
-    #[error("{object} has no tc program named {program}")]
+    #[error("{object} has no program named {program}")]
     MissingProgram {
         /// Object file name.
         object: &'static str,
@@ -263,6 +269,49 @@ impl HostObject {
     }
 }
 
+/// `bpf_sock.o` loaded for the node: its cgroup socket-address programs are
+/// loaded into the kernel and use the pinned node-wide service maps.
+pub struct SockObject {
+    ebpf: Ebpf,
+}
+
+impl std::fmt::Debug for SockObject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SockObject").finish_non_exhaustive()
+    }
+}
+
+impl SockObject {
+    /// The programs (C function names), each in the section of its hook:
+    /// `cgroup/connect4`, `cgroup/sendmsg4`, `cgroup/recvmsg4`,
+    /// `cgroup/getpeername4`.
+    pub const PROGRAMS: [&'static str; 4] = [
+        "cil_sock4_connect",
+        "cil_sock4_sendmsg",
+        "cil_sock4_recvmsg",
+        "cil_sock4_getpeername",
+    ];
+
+    /// One of [`Self::PROGRAMS`], mutably (for attaching).
+    pub(crate) fn program_mut(
+        &mut self,
+        program: &'static str,
+    ) -> Result<&mut CgroupSockAddr, LoaderError> {
+        self.ebpf
+            .program_mut(program)
+            .ok_or(LoaderError::MissingProgram {
+                object: BPF_SOCK,
+                program,
+            })?
+            .try_into()
+            .map_err(|source| LoaderError::Program {
+                program,
+                op: "treat as a cgroup socket-address program",
+                source: Box::new(source),
+            })
+    }
+}
+
 fn missing_program(which: EndpointProgram) -> LoaderError {
     LoaderError::MissingProgram {
         object: BPF_LXC,
@@ -305,21 +354,7 @@ pub(crate) fn load_classifier(
     program: &mut SchedClassifier,
     name: &'static str,
 ) -> Result<(), LoaderError> {
-    program.load().map_err(|err| match err {
-        ProgramError::LoadError {
-            io_error,
-            verifier_log,
-        } => LoaderError::Verifier {
-            program: name,
-            verifier_log: verifier_log.to_string(),
-            source: io_error,
-        },
-        other => LoaderError::Program {
-            program: name,
-            op: "load",
-            source: Box::new(other),
-        },
-    })
+    program.load().map_err(|err| load_error(name, err))
 }
 
 fn parse_object<'a>(
@@ -431,4 +466,37 @@ pub(crate) fn load_host(
     let mut object = HostObject { ebpf };
     load_classifier(object.program_mut()?, HostObject::FROM_NETDEV)?;
     Ok(object)
+}
+
+/// Loads `bpf_sock.o` and its programs ([`SockObject::PROGRAMS`]) into the
+/// kernel, on the pinned node-wide maps.
+pub(crate) fn load_sock(paths: &BpfPaths, sizes: &MapSizes) -> Result<SockObject, LoaderError> {
+    let ebpf = parse_object(BPF_SOCK, BPF_SOCK_OBJECT, paths, sizes, |_| {})?;
+    let mut object = SockObject { ebpf };
+    for name in SockObject::PROGRAMS {
+        object
+            .program_mut(name)?
+            .load()
+            .map_err(|err| load_error(name, err))?;
+    }
+    Ok(object)
+}
+
+/// A failed program load as a [`LoaderError`], with the verifier log.
+fn load_error(name: &'static str, err: ProgramError) -> LoaderError {
+    match err {
+        ProgramError::LoadError {
+            io_error,
+            verifier_log,
+        } => LoaderError::Verifier {
+            program: name,
+            verifier_log: verifier_log.to_string(),
+            source: io_error,
+        },
+        other => LoaderError::Program {
+            program: name,
+            op: "load",
+            source: Box::new(other),
+        },
+    }
 }

@@ -142,6 +142,24 @@ pub struct Observe {
     /// Flows to this L4 port.
     #[arg(long, value_name = "PORT")]
     pub to_port: Vec<String>,
+    /// Flows from or to this Service (`[namespace/]name`).
+    #[arg(long, value_name = "SERVICE")]
+    pub service: Vec<String>,
+    /// Flows from this Service (replies from its frontend).
+    #[arg(long, value_name = "SERVICE")]
+    pub from_service: Vec<String>,
+    /// Flows to this Service.
+    #[arg(long, value_name = "SERVICE")]
+    pub to_service: Vec<String>,
+    /// Flows from or to pods of this workload (`[kind/]name`, e.g. `Deployment/deathstar`).
+    #[arg(long, value_name = "WORKLOAD")]
+    pub workload: Vec<String>,
+    /// Flows from pods of this workload.
+    #[arg(long, value_name = "WORKLOAD")]
+    pub from_workload: Vec<String>,
+    /// Flows to pods of this workload.
+    #[arg(long, value_name = "WORKLOAD")]
+    pub to_workload: Vec<String>,
     /// Flows with this verdict (FORWARDED, DROPPED, AUDIT, REDIRECTED, ERROR, TRACED,
     /// TRANSLATED).
     #[arg(long, value_name = "VERDICT")]

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use cilium_datapath::codes::ObservationPoint;
 use cilium_hubble::decode::message_type;
 use cilium_hubble::flow::{
-    DropReason, EventTypeFilter, FlowFilter, TcpFlags, TrafficDirection, Verdict,
+    DropReason, EventTypeFilter, FlowFilter, TcpFlags, TrafficDirection, Verdict, Workload,
 };
 use clap::ArgMatches;
 
@@ -39,6 +39,8 @@ enum Field {
     Identity(End),
     Ip(End),
     Port(End),
+    Service(End),
+    Workload(End),
     Verdict,
     Type,
     Protocol,
@@ -49,7 +51,7 @@ enum Field {
 }
 
 /// Clap argument ids (the `Observe` field names) and what they set.
-const FLAGS: [(&str, Field); 25] = [
+const FLAGS: [(&str, Field); 31] = [
     ("pod", Field::Pod(End::Either)),
     ("from_pod", Field::Pod(End::From)),
     ("to_pod", Field::Pod(End::To)),
@@ -68,6 +70,12 @@ const FLAGS: [(&str, Field); 25] = [
     ("port", Field::Port(End::Either)),
     ("from_port", Field::Port(End::From)),
     ("to_port", Field::Port(End::To)),
+    ("service", Field::Service(End::Either)),
+    ("from_service", Field::Service(End::From)),
+    ("to_service", Field::Service(End::To)),
+    ("workload", Field::Workload(End::Either)),
+    ("from_workload", Field::Workload(End::From)),
+    ("to_workload", Field::Workload(End::To)),
     ("verdict", Field::Verdict),
     ("event_type", Field::Type),
     ("protocol", Field::Protocol),
@@ -263,6 +271,18 @@ fn apply(tracker: &mut Tracker, field: Field, value: String) -> Result<(), Filte
             |f| &mut f.source_port,
             |f| &mut f.destination_port,
         ),
+        Field::Service(end) => tracker.ends(
+            end,
+            value,
+            |f| &mut f.source_service,
+            |f| &mut f.destination_service,
+        ),
+        Field::Workload(end) => tracker.ends(
+            end,
+            workload(&value),
+            |f| &mut f.source_workload,
+            |f| &mut f.destination_workload,
+        ),
         Field::Verdict => {
             let verdict = Verdict::from_str_name(&value.to_ascii_uppercase())
                 .filter(|v| *v != Verdict::Unknown)
@@ -304,6 +324,20 @@ fn apply(tracker: &mut Tracker, field: Field, value: String) -> Result<(), Filte
         }
     }
     Ok(())
+}
+
+/// Hubble's `[kind/]name` workload value (an empty part matches any).
+fn workload(value: &str) -> Workload {
+    match value.split_once('/') {
+        Some((kind, name)) => Workload {
+            name: name.to_string(),
+            kind: kind.to_string(),
+        },
+        None => Workload {
+            name: value.to_string(),
+            kind: String::new(),
+        },
+    }
 }
 
 fn invalid(flag: &'static str, value: &str, expected: &'static str) -> FilterFlagError {
@@ -607,6 +641,42 @@ mod tests {
                 FlowFilter {
                     source_pod: vec!["default/".into()],
                     destination_label: vec!["k8s:app=x".into()],
+                    ..Default::default()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn service_and_workload_flags_fill_their_filter_fields() {
+        let (allow, _) = lists(&["--to-service", "default/web", "--from-workload", "client"]);
+        assert_eq!(
+            allow,
+            vec![FlowFilter {
+                destination_service: vec!["default/web".into()],
+                source_workload: vec![Workload {
+                    name: "client".into(),
+                    kind: String::new()
+                }],
+                ..Default::default()
+            }]
+        );
+        let (allow, _) = lists(&["--workload", "Deployment/deathstar", "--service", "web"]);
+        let deathstar = Workload {
+            name: "deathstar".into(),
+            kind: "Deployment".into(),
+        };
+        assert_eq!(
+            allow,
+            vec![
+                FlowFilter {
+                    source_workload: vec![deathstar.clone()],
+                    source_service: vec!["web".into()],
+                    ..Default::default()
+                },
+                FlowFilter {
+                    destination_workload: vec![deathstar],
+                    destination_service: vec!["web".into()],
                     ..Default::default()
                 },
             ]

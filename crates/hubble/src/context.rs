@@ -1,12 +1,14 @@
 //! What the flow decoder asks the agent: who is behind an address or an endpoint ID, which
-//! labels an identity carries, what an interface is called.
+//! labels an identity carries, what an interface is called, which Service a frontend
+//! belongs to.
 //!
-//! The agent implements [`FlowContext`] over its endpoint manager, identity cache and the
-//! cluster's IP entries (remote pods included); tests implement it with a table.
+//! The agent implements [`FlowContext`] over its endpoint manager, identity cache, the
+//! cluster's IP entries (remote pods included) and its load balancer's plan; tests implement
+//! it with a table.
 
 use std::net::IpAddr;
 
-use cilium_hubble_proto::flow::Workload;
+use cilium_hubble_proto::flow::{Service, Workload};
 
 /// One end of a flow as the agent knows it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -21,6 +23,13 @@ pub struct EndpointInfo {
     pub pod_name: String,
     /// Controllers owning the pod (Deployment, ...), when known.
     pub workloads: Vec<Workload>,
+}
+
+/// The transport protocol of a service frontend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FrontendProtocol {
+    Tcp,
+    Udp,
 }
 
 /// The agent's state as the decoder needs it. Called from the decoder's own thread, never
@@ -39,6 +48,19 @@ pub trait FlowContext: Send + Sync {
 
     /// Name of the interface with this index in the node's network namespace.
     fn interface_name(&self, ifindex: u32) -> Option<String>;
+
+    /// The Service with a frontend at `ip:port` for `protocol` (ClusterIP, external or
+    /// load-balancer IP), as Cilium's Hubble looks services up by address and port.
+    fn service_by_frontend(
+        &self,
+        ip: IpAddr,
+        port: u16,
+        protocol: FrontendProtocol,
+    ) -> Option<Service>;
+
+    /// The Service whose frontend has this reverse-NAT index (the ID the datapath reports
+    /// on the traces of a request it translated).
+    fn service_by_rev_nat(&self, index: u16) -> Option<Service>;
 }
 
 /// A context that knows nothing: flows carry only what the datapath reported (for tests and
@@ -60,6 +82,19 @@ impl FlowContext for NoContext {
     }
 
     fn interface_name(&self, _ifindex: u32) -> Option<String> {
+        None
+    }
+
+    fn service_by_frontend(
+        &self,
+        _ip: IpAddr,
+        _port: u16,
+        _protocol: FrontendProtocol,
+    ) -> Option<Service> {
+        None
+    }
+
+    fn service_by_rev_nat(&self, _index: u16) -> Option<Service> {
         None
     }
 }

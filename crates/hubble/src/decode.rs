@@ -2,8 +2,11 @@
 //!
 //! Each event's headers give the verdict, reason, observation point and the identities the
 //! datapath knew; the captured packet gives addresses, ports and flags; the [`FlowContext`]
-//! turns addresses and identities into pods, namespaces and labels, for local endpoints and
-//! pods on other nodes alike.
+//! turns addresses and identities into pods, namespaces, labels and workloads, for local
+//! endpoints and pods on other nodes alike, and names the Services at either end: the one a
+//! translated request was sent to (by the reverse-NAT index its trace carries) and any
+//! frontend address:port the packet itself shows (a reply translated back, or a request
+//! seen before translation).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -11,13 +14,13 @@ use std::sync::Arc;
 use cilium_datapath::codes::TraceReason;
 use cilium_datapath::events::{DatapathEvent, DropEvent, PolicyVerdictEvent, TraceEvent};
 use cilium_hubble_proto::flow::{
-    AuthType, CiliumEventType, DropReason, Endpoint, Flow, FlowType, NetworkInterface,
-    TrafficDirection, Verdict,
+    layer4, AuthType, CiliumEventType, DropReason, Endpoint, Flow, FlowType, Layer4,
+    NetworkInterface, Service, TrafficDirection, Verdict,
 };
 use cilium_hubble_proto::well_known::BoolValue;
 use cilium_hubble_proto::Timestamp;
 
-use crate::context::{EndpointInfo, FlowContext};
+use crate::context::{EndpointInfo, FlowContext, FrontendProtocol};
 use crate::layers::{self, Layers};
 
 /// Monitor message types (`pkg/monitor/api`): the `event_type.type` of a flow.
@@ -85,7 +88,8 @@ impl FlowDecoder {
         } else {
             Verdict::Forwarded
         };
-        let mut flow = self.base(layers, source, destination);
+        let rev_nat = cilium_monitor::trace_rev_nat(trace);
+        let mut flow = self.base(layers, source, destination, rev_nat);
         flow.verdict = verdict as i32;
         flow.event_type = Some(CiliumEventType {
             r#type: message_type::TRACE,
@@ -112,7 +116,7 @@ impl FlowDecoder {
         let (source, destination) = self.ends(&layers, drop.src_identity, drop.dst_identity);
         let reporter = u32::from(drop.header.source_endpoint);
         let direction = direction_at(reporter, &source, &destination, false);
-        let mut flow = self.base(layers, source, destination);
+        let mut flow = self.base(layers, source, destination, None);
         flow.verdict = Verdict::Dropped as i32;
         set_drop_reason(&mut flow, drop.reason.0);
         flow.event_type = Some(CiliumEventType {
@@ -136,7 +140,7 @@ impl FlowDecoder {
             (verdict.remote_identity, local)
         };
         let (source, destination) = self.ends(&layers, src_identity, dst_identity);
-        let mut flow = self.base(layers, source, destination);
+        let mut flow = self.base(layers, source, destination, None);
         flow.verdict = match (verdict.drop_reason, verdict.audited) {
             (Some(_), true) => Verdict::Audit,
             (Some(_), false) => Verdict::Dropped,
@@ -162,8 +166,16 @@ impl FlowDecoder {
         flow
     }
 
-    /// The flow's packet layers and both ends; the rest is filled by the caller.
-    fn base(&self, layers: Layers, source: EndpointInfo, destination: EndpointInfo) -> Flow {
+    /// The flow's packet layers, both ends and their Services (`rev_nat`: the reverse-NAT
+    /// index a trace of a translated request carries); the rest is filled by the caller.
+    fn base(
+        &self,
+        layers: Layers,
+        source: EndpointInfo,
+        destination: EndpointInfo,
+        rev_nat: Option<u16>,
+    ) -> Flow {
+        let (source_service, destination_service) = self.services(&layers, rev_nat);
         #[allow(deprecated)]
         Flow {
             ethernet: layers.ethernet,
@@ -171,9 +183,33 @@ impl FlowDecoder {
             l4: layers.l4,
             source: Some(self.endpoint(source)),
             destination: Some(self.endpoint(destination)),
+            source_service,
+            destination_service,
             summary: layers.summary,
             ..Default::default()
         }
+    }
+
+    /// The Services at both ends: the destination's by the reverse-NAT index of a translated
+    /// request, else by address and port (Cilium's lookup); the source's by address and port
+    /// (a reply translated back comes from the frontend).
+    fn services(
+        &self,
+        layers: &Layers,
+        rev_nat: Option<u16>,
+    ) -> (Option<Service>, Option<Service>) {
+        let ends = layers.addresses.zip(frontend_ports(layers.l4.as_ref()));
+        let source = ends.and_then(|((ip, _), (port, _, protocol))| {
+            self.context.service_by_frontend(ip, port, protocol)
+        });
+        let destination = rev_nat
+            .and_then(|index| self.context.service_by_rev_nat(index))
+            .or_else(|| {
+                ends.and_then(|((_, ip), (_, port, protocol))| {
+                    self.context.service_by_frontend(ip, port, protocol)
+                })
+            });
+        (source, destination)
     }
 
     /// Both ends of the packet: what the context knows of each address, with the identity
@@ -220,6 +256,27 @@ impl FlowDecoder {
     }
 }
 
+/// Source port, destination port and protocol of a packet a service frontend could be at
+/// either end of (TCP and UDP).
+fn frontend_ports(l4: Option<&Layer4>) -> Option<(u16, u16, FrontendProtocol)> {
+    let ports = |source: u32, destination: u32, protocol| {
+        Some((
+            u16::try_from(source).ok()?,
+            u16::try_from(destination).ok()?,
+            protocol,
+        ))
+    };
+    match l4?.protocol.as_ref()? {
+        layer4::Protocol::Tcp(tcp) => {
+            ports(tcp.source_port, tcp.destination_port, FrontendProtocol::Tcp)
+        }
+        layer4::Protocol::Udp(udp) => {
+            ports(udp.source_port, udp.destination_port, FrontendProtocol::Udp)
+        }
+        _ => None,
+    }
+}
+
 /// Whether a trace reason is a connection tracking state (not "unknown at this point").
 fn reason_is_known(reason: TraceReason) -> bool {
     matches!(reason.0 & !TRACE_REASON_ENCRYPTED, 0..=3)
@@ -259,13 +316,23 @@ mod tests {
 
     use cilium_datapath::codes::{DropReason as Code, ObservationPoint};
     use cilium_datapath::events::EventHeader;
-    use cilium_hubble_proto::flow::{layer4::Protocol, TraceObservationPoint};
+    use cilium_hubble_proto::flow::{layer4::Protocol, TraceObservationPoint, Workload};
 
     use super::*;
     use crate::layers::tests::tcp_frame;
 
     const XWING: [u8; 4] = [10, 0, 1, 5];
     const DEATHSTAR: [u8; 4] = [10, 0, 2, 7];
+    /// The `deathstar` Service's ClusterIP (port 80/TCP, reverse-NAT index 3).
+    const DEATHSTAR_SVC: [u8; 4] = [10, 96, 0, 10];
+    const DEATHSTAR_REV_NAT: u16 = 3;
+
+    fn deathstar_service() -> Service {
+        Service {
+            name: "deathstar".into(),
+            namespace: "default".into(),
+        }
+    }
 
     /// Node 2's view: deathstar is local endpoint 42, xwing a pod on another node.
     struct Node2 {
@@ -286,8 +353,11 @@ mod tests {
                 id: 0,
                 identity: 1234,
                 namespace: "default".into(),
-                pod_name: "xwing".into(),
-                workloads: Vec::new(),
+                pod_name: "xwing-5d8f7c9b6-x2x7z".into(),
+                workloads: vec![Workload {
+                    name: "xwing".into(),
+                    kind: "Deployment".into(),
+                }],
             };
             let ns = "k8s:io.kubernetes.pod.namespace=default".to_string();
             Arc::new(Node2 {
@@ -329,6 +399,18 @@ mod tests {
         }
         fn interface_name(&self, ifindex: u32) -> Option<String> {
             (ifindex == 9).then(|| "lxc1234".to_string())
+        }
+        fn service_by_frontend(
+            &self,
+            ip: IpAddr,
+            port: u16,
+            protocol: FrontendProtocol,
+        ) -> Option<Service> {
+            (ip == IpAddr::from(DEATHSTAR_SVC) && port == 80 && protocol == FrontendProtocol::Tcp)
+                .then(deathstar_service)
+        }
+        fn service_by_rev_nat(&self, index: u16) -> Option<Service> {
+            (index == DEATHSTAR_REV_NAT).then(deathstar_service)
         }
     }
 
@@ -374,8 +456,17 @@ mod tests {
         let source = flow.source.as_ref().expect("source");
         assert_eq!(
             (source.namespace.as_str(), source.pod_name.as_str()),
-            ("default", "xwing")
+            ("default", "xwing-5d8f7c9b6-x2x7z")
         );
+        assert_eq!(
+            source.workloads,
+            vec![Workload {
+                name: "xwing".into(),
+                kind: "Deployment".into()
+            }],
+            "the pod's workload as the context names it"
+        );
+        assert_eq!(flow.destination_service, None, "not a translated packet");
         assert_eq!((source.id, source.identity), (0, 1234));
         assert!(source.labels.contains(&"k8s:org=alliance".to_string()));
         let destination = flow.destination.as_ref().expect("destination");
@@ -555,6 +646,94 @@ mod tests {
         assert_eq!(
             IpAddr::from(Ipv4Addr::from([192, 0, 2, 1])).to_string(),
             flow.ip.expect("IP").source
+        );
+    }
+
+    /// A trace of xwing's request to `deathstar`'s frontend, `orig_ip` as the datapath
+    /// fills it (the reverse-NAT index right after the IPv4 original address).
+    fn trace(
+        point: ObservationPoint,
+        reason: TraceReason,
+        rev_nat: u16,
+        payload: Vec<u8>,
+    ) -> DatapathEvent {
+        let mut orig_ip = [0u8; 16];
+        orig_ip[4..6].copy_from_slice(&rev_nat.to_be_bytes());
+        DatapathEvent::Trace(TraceEvent {
+            header: header(7),
+            observation_point: point,
+            reason,
+            src_identity: 1234,
+            dst_identity: 5678,
+            dst_endpoint: 0,
+            ifindex: 0,
+            flags: 0,
+            orig_ip,
+            payload,
+        })
+    }
+
+    #[test]
+    fn translated_requests_name_the_service_they_were_sent_to() {
+        // After translation the packet goes to the backend; the trace carries the frontend.
+        let request = trace(
+            ObservationPoint::TO_OVERLAY,
+            TraceReason::NEW,
+            DEATHSTAR_REV_NAT,
+            tcp_frame(XWING, DEATHSTAR, 39042, 80, 0x02),
+        );
+        let flow = decoder().decode(&request, at());
+        assert_eq!(flow.destination_service, Some(deathstar_service()));
+        assert_eq!(flow.source_service, None);
+        assert_eq!(
+            flow.destination.map(|d| d.pod_name),
+            Some("deathstar".to_string()),
+            "the destination is still the backend pod"
+        );
+
+        // An index the agent does not know (the service was just deleted) names nothing.
+        let unknown = trace(
+            ObservationPoint::TO_OVERLAY,
+            TraceReason::ESTABLISHED,
+            99,
+            tcp_frame(XWING, DEATHSTAR, 39042, 80, 0x10),
+        );
+        assert_eq!(decoder().decode(&unknown, at()).destination_service, None);
+    }
+
+    #[test]
+    fn frontend_addresses_name_their_service_at_either_end() {
+        // The reply, translated back, comes from the frontend.
+        let reply = trace(
+            ObservationPoint::TO_ENDPOINT,
+            TraceReason::REPLY,
+            0,
+            tcp_frame(DEATHSTAR_SVC, XWING, 80, 39042, 0x12),
+        );
+        let flow = decoder().decode(&reply, at());
+        assert_eq!(flow.source_service, Some(deathstar_service()));
+        assert_eq!(flow.destination_service, None);
+
+        // Seen before translation (from-endpoint), the request goes to the frontend.
+        let early = trace(
+            ObservationPoint::FROM_ENDPOINT,
+            TraceReason::UNKNOWN,
+            0,
+            tcp_frame(XWING, DEATHSTAR_SVC, 39042, 80, 0x02),
+        );
+        let flow = decoder().decode(&early, at());
+        assert_eq!(flow.destination_service, Some(deathstar_service()));
+
+        // Same address, another port: not a frontend.
+        let other_port = trace(
+            ObservationPoint::FROM_ENDPOINT,
+            TraceReason::UNKNOWN,
+            0,
+            tcp_frame(XWING, DEATHSTAR_SVC, 39042, 8080, 0x02),
+        );
+        assert_eq!(
+            decoder().decode(&other_port, at()).destination_service,
+            None
         );
     }
 }

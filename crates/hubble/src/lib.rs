@@ -7,7 +7,8 @@
 //!   record is decoded into a flow the first time a reader asks for it ([`ring::LazyFlow`]);
 //! - [`decode`]: trace, drop and policy-verdict records → [`flow::Flow`] (verdict, drop
 //!   reason, Ethernet/IP/L4 from [`layers`], observation point, direction, reply, ...),
-//!   with both ends resolved through the agent's [`FlowContext`];
+//!   with both ends resolved through the agent's [`FlowContext`] (pods, their
+//!   [`workload`]s, and the Service a translated request was sent to);
 //! - [`observer`]: the ring plus the counters `ServerStatus` and `GetNodes` report;
 //! - [`metrics`]: Hubble's Prometheus counters (`--hubble-metrics`), fed as flows are recorded;
 //! - [`filter`] and [`query`]: `GetFlows` whitelist/blacklist filters, `number`, `first`,
@@ -32,9 +33,10 @@ pub mod query;
 pub mod ring;
 pub mod serve;
 pub mod service;
+pub mod workload;
 
 pub use cilium_hubble_proto::{flow, observer as api, relay, well_known, Timestamp};
-pub use context::{EndpointInfo, FlowContext, NoContext};
+pub use context::{EndpointInfo, FlowContext, FrontendProtocol, NoContext};
 pub use decode::FlowDecoder;
 pub use intake::EventSender;
 pub use observer::Observer;

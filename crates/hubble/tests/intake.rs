@@ -7,8 +7,10 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use cilium_hubble::flow::{DropReason, Verdict};
-use cilium_hubble::{Capacity, EndpointInfo, EventSender, FlowContext, FlowDecoder, Observer};
+use cilium_hubble::flow::{DropReason, Service, Verdict};
+use cilium_hubble::{
+    Capacity, EndpointInfo, EventSender, FlowContext, FlowDecoder, FrontendProtocol, Observer,
+};
 use support::*;
 
 /// Star Wars context counting the address lookups made.
@@ -30,6 +32,17 @@ impl FlowContext for Counting {
     }
     fn interface_name(&self, ifindex: u32) -> Option<String> {
         self.inner.interface_name(ifindex)
+    }
+    fn service_by_frontend(
+        &self,
+        ip: IpAddr,
+        port: u16,
+        protocol: FrontendProtocol,
+    ) -> Option<Service> {
+        self.inner.service_by_frontend(ip, port, protocol)
+    }
+    fn service_by_rev_nat(&self, index: u16) -> Option<Service> {
+        self.inner.service_by_rev_nat(index)
     }
 }
 

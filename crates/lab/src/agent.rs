@@ -140,8 +140,12 @@ pub fn start(bins: &BinDir, cluster: &ClusterConfig, node: &NodeState) -> Result
         .arg(plan::POD_CIDR_PREFIX_LEN.to_string())
         // Hubble on the underlay, for the lab's relay.
         .arg("--hubble-listen-address")
-        .arg(format!("{}:{}", node.underlay_ip, plan::HUBBLE_PORT))
-        .args(&cluster.agent_args);
+        .arg(format!("{}:{}", node.underlay_ip, plan::HUBBLE_PORT));
+    // Socket LB on the node's own cgroup, never the machine's.
+    if let Some(cgroup) = &node.cgroup {
+        cmd.arg("--cgroup-root").arg(cgroup);
+    }
+    cmd.args(&cluster.agent_args);
     tracing::info!(node = %node.name, log = %node.log.display(), "starting agent");
     process::spawn_detached(&mut cmd, &node.log).map_err(|source| AgentError::Start {
         node: node.name.clone(),

@@ -8,6 +8,7 @@
 pub mod agent;
 pub mod bins;
 pub mod bpffs;
+pub mod cgroup;
 pub mod cli;
 pub mod cni;
 pub mod commands;

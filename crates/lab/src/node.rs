@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::agent::{self, AgentError, ClusterConfig};
 use crate::bins::{self, BinDir};
+use crate::cgroup::{self, CgroupError};
 use crate::commands::pod::{self, PodError};
 use crate::lab::Lab;
 use crate::names::NodeName;
@@ -59,6 +60,12 @@ pub enum NodeError {
         pid: u32,
         node: String,
     },
+    #[error("cgroup of {node}")]
+    Cgroup {
+        node: String,
+        #[source]
+        source: CgroupError,
+    },
     #[error("cannot remove {path}")]
     Remove {
         path: PathBuf,
@@ -81,11 +88,18 @@ pub fn layout(lab: &Lab, name: NodeName) -> NodeState {
         cni_conflist: lab.cni_conflist(name),
         bpf_root: lab.bpf_root(name),
         agent_pid: None,
+        cgroup: cgroup::hierarchy().map(|root| root.join(lab.name().node_ns(&name))),
     }
 }
 
-/// Creates the node's namespace, plugged into the switch as port `<node>`.
+/// Creates the node's cgroup and its namespace, plugged into the switch as port `<node>`.
 pub fn create(lab: &Lab, node: &NodeState) -> Result<(), NodeError> {
+    if let Some(path) = &node.cgroup {
+        cgroup::create(path).map_err(|source| NodeError::Cgroup {
+            node: node.name.clone(),
+            source,
+        })?;
+    }
     underlay::create_node(
         &lab.name().switch_ns(),
         &node.netns,
@@ -118,7 +132,7 @@ pub fn await_agent(node: &mut NodeState, pid: u32) -> Result<(), AgentError> {
 
 /// Removes `node` abruptly: its agent gets SIGKILL (no chance to withdraw from the kvstore),
 /// the node is unplugged from the switch, its `pods` go with it (no CNI DEL), then its
-/// namespace, bpffs root and files. Carries on past failures and returns them all.
+/// namespace, cgroup, bpffs root and files. Carries on past failures and returns them all.
 pub fn remove(lab: &Lab, bins: &BinDir, node: &NodeState, pods: &[PodState]) -> Vec<NodeError> {
     let mut problems = Vec::new();
     let name = || node.name.clone();
@@ -155,6 +169,14 @@ pub fn remove(lab: &Lab, bins: &BinDir, node: &NodeState, pods: &[PodState]) -> 
         kill_leftovers(node, &mut problems);
         if let Err(source) = netns::delete(&node.netns) {
             problems.push(NodeError::Namespace {
+                node: name(),
+                source,
+            });
+        }
+    }
+    if let Some(path) = &node.cgroup {
+        if let Err(source) = cgroup::remove(path) {
+            problems.push(NodeError::Cgroup {
                 node: name(),
                 source,
             });

@@ -163,6 +163,10 @@ pub struct NodeState {
     pub bpf_root: PathBuf,
     /// The agent's PID once started.
     pub agent_pid: Option<u32>,
+    /// The node's cgroup v2 directory (socket-LB hooks; the node's and its pods' processes),
+    /// absent on a machine without cgroup v2 and in labs brought up before it existed.
+    #[serde(default)]
+    pub cgroup: Option<PathBuf>,
 }
 
 /// One pod.
@@ -288,6 +292,7 @@ mod tests {
                 cni_conflist: "/run/cilium-lab/default/node1/net.d/05-cilium.conflist".into(),
                 bpf_root: "/sys/fs/bpf/cilium-lab-default-node1".into(),
                 agent_pid: Some(42),
+                cgroup: None,
             }],
             pods: vec![PodState {
                 name: "server".into(),

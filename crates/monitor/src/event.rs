@@ -10,6 +10,7 @@ use serde::{Serialize, Serializer};
 
 use crate::names::policy_match_name;
 use crate::packet::{decode_ethernet, PacketSummary};
+use crate::rev_nat::trace_rev_nat;
 
 /// Errors turning records into events.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +55,8 @@ pub struct TraceEvent {
     pub interface: Option<String>,
     /// Address before service translation; unspecified when there was none.
     pub orig_ip: IpAddr,
+    /// Reverse-NAT index (service frontend ID) of a translated request; 0 when none.
+    pub rev_nat: u16,
     /// Length of the packet on the wire; the summary covers only the captured prefix.
     pub original_len: u32,
     pub summary: PacketSummary,
@@ -209,6 +212,7 @@ impl MonitorEvent {
                     t.orig_ip[2],
                     t.orig_ip[3],
                 )),
+                rev_nat: trace_rev_nat(t).unwrap_or(0),
                 original_len: t.header.len_orig,
                 summary: decode_ethernet(&t.payload),
             }),
@@ -375,6 +379,17 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn trace_record(point: u8, reason: u8, ifindex: u32, packet: &[u8]) -> Vec<u8> {
+        let orig_ip = [10, 0, 1, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        trace_record_with_orig(point, reason, ifindex, orig_ip, packet)
+    }
+
+    pub(crate) fn trace_record_with_orig(
+        point: u8,
+        reason: u8,
+        ifindex: u32,
+        orig_ip: [u8; 16],
+        packet: &[u8],
+    ) -> Vec<u8> {
         let msg = TraceNotify {
             hdr: NotifyCaptureHdr {
                 kind: CILIUM_NOTIFY_TRACE,
@@ -391,7 +406,7 @@ pub(crate) mod tests {
             reason,
             flags: 0,
             ifindex,
-            orig_ip: [10, 0, 1, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            orig_ip,
         };
         record(&msg, packet)
     }
@@ -486,6 +501,14 @@ pub(crate) mod tests {
         assert_eq!(json["ifindex"], 8);
         assert_eq!(json["summary"]["l4"]["dst_port"], 80);
         assert_eq!(json["summary"]["l4"]["flags"], serde_json::json!(["SYN"]));
+        assert_eq!(json["rev_nat"], 0, "not a translated request");
+
+        let mut orig_ip = [0u8; 16];
+        orig_ip[4..6].copy_from_slice(&7u16.to_be_bytes());
+        let translated = trace_record_with_orig(4, 0, 0, orig_ip, &syn_packet());
+        let event = MonitorEvent::from_record(&translated, &names).expect("valid trace");
+        let json = serde_json::to_value(&event).unwrap();
+        assert_eq!(json["rev_nat"], 7, "the frontend's reverse-NAT index");
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod filter;
 pub mod frame;
 pub mod names;
 pub mod packet;
+pub mod rev_nat;
 pub mod text;
 
 pub use event::{
@@ -18,4 +19,5 @@ pub use filter::EventFilter;
 pub use frame::write_frame_async;
 pub use frame::{encode_frame, read_frame, write_frame, FrameError, MAX_FRAME_LEN};
 pub use packet::{decode_ethernet, PacketSummary};
+pub use rev_nat::trace_rev_nat;
 pub use text::format_verbose;

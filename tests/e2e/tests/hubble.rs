@@ -3,12 +3,23 @@
 //! the project's `.proto` files by a standard toolchain (protoc + gRPC's Python plugin) with
 //! the drop: both pods' names, namespaces, labels and identities, "POLICY_DENIED", ingress.
 //! Tiefighter's allowed connection shows as forwarded, delivered to the endpoint.
+//!
+//! A pod of a Deployment (a Pod owned by ReplicaSet `client-7d4b9c8f5`) connecting to a
+//! ClusterIP service on another node: `hubble observe` on the client's node shows the
+//! request with the service as `destination_service` (the datapath translated it to the
+//! backend and reported the frontend), the reply translated back with the service as
+//! `source_service`, and the client as workload `Deployment/client`. A service whose backend
+//! is on the client's own node is named on the backend's to-endpoint flow too.
 #![cfg(feature = "privileged-tests")]
 
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
+use std::process::Command;
 use std::time::Duration;
 
-use cilium_e2e::{eventually, serial, starwars, Lab};
+use cilium_e2e::probe::{in_netns, probe, Proto};
+use cilium_e2e::{eventually, run, serial, starwars, stdout, Lab};
+use serde_json::Value;
 
 const POLICY: &str = starwars::L3_L4_POLICY;
 
@@ -121,4 +132,234 @@ fn the_star_wars_drop_shows_both_pods_over_the_hubble_socket() {
     assert_eq!(status["max_flows"], "4095", "{status}");
     let nodes = &starwars::python_observe(&server, &["--nodes"])[0];
     assert_eq!(nodes["nodes"][0]["name"], "default/node2", "{nodes}");
+}
+
+const WEB_IP: Ipv4Addr = Ipv4Addr::new(10, 96, 30, 10);
+const NEAR_IP: Ipv4Addr = Ipv4Addr::new(10, 96, 30, 11);
+const CLIENT_POD: &str = "client-7d4b9c8f5-x2x7z";
+
+/// Services `web` and `near` (80 → 8080) and a client pod on node1 as a Deployment's
+/// ReplicaSet would create it.
+const WEB_AND_CLIENT: &str = "apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: default}
+spec:
+  clusterIP: 10.96.30.10
+  selector: {app: web}
+  ports:
+  - {name: http, port: 80, targetPort: 8080, protocol: TCP}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: near, namespace: default}
+spec:
+  clusterIP: 10.96.30.11
+  selector: {app: near}
+  ports:
+  - {name: http, port: 80, targetPort: 8080, protocol: TCP}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: client-7d4b9c8f5-x2x7z
+  namespace: default
+  labels: {app: client}
+  ownerReferences:
+  - apiVersion: apps/v1
+    kind: ReplicaSet
+    name: client-7d4b9c8f5
+    uid: 6f1c2a3e-0d4b-4c8f-9a5e-7b2d1c0e9f18
+    controller: true
+    blockOwnerDeletion: true
+spec:
+  nodeName: node1
+  containers:
+  - {name: client, image: busybox}
+";
+
+/// `hubble --server SERVER observe ARGS` with the project's CLI; its stdout lines.
+fn hubble_observe(lab: &Lab, server: &str, args: &[&str]) -> Vec<String> {
+    let mut cmd = Command::new(lab.bin("hubble"));
+    cmd.args(["--server", server, "observe"]).args(args);
+    let out = run(cmd);
+    assert!(
+        out.status.success(),
+        "hubble observe {args:?} failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout(&out).lines().map(str::to_string).collect()
+}
+
+fn flows(lines: &[String]) -> Vec<Value> {
+    lines
+        .iter()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .map(|response| response["flow"].clone())
+        .collect()
+}
+
+fn web_service() -> Value {
+    serde_json::json!({"name": "web", "namespace": "default"})
+}
+
+fn is_client_deployment(endpoint: &Value) -> bool {
+    endpoint["pod_name"] == CLIENT_POD
+        && endpoint["workloads"].as_array().is_some_and(|w| {
+            w.iter()
+                .any(|w| w["name"] == "client" && w["kind"] == "Deployment")
+        })
+}
+
+#[test]
+fn flows_name_the_service_a_pod_connected_to_and_the_pods_workload() {
+    let _serial = serial();
+    let lab = Lab::up_with("hbs", &["--nodes", "2"]);
+    lab.pod_add(
+        "web",
+        &[
+            "--node", "node2", "--labels", "app=web", "--serve", "8080/tcp",
+        ],
+    );
+    lab.pod_add(
+        "near",
+        &[
+            "--node", "node1", "--labels", "app=near", "--serve", "8080/tcp",
+        ],
+    );
+    let manifest = std::env::temp_dir().join(format!("{}-web.yaml", lab.name));
+    std::fs::write(&manifest, WEB_AND_CLIENT)
+        .unwrap_or_else(|e| panic!("writing {}: {e}", manifest.display()));
+    let applied = lab.lab(&["apply", "-f", manifest.to_str().expect("utf-8 path")]);
+    let _ = std::fs::remove_file(&manifest);
+    assert!(
+        applied.status.success(),
+        "apply failed: {}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    let netns = lab
+        .pods()
+        .into_iter()
+        .find(|p| p["name"] == CLIENT_POD)
+        .and_then(|p| p["netns"].as_str().map(str::to_string))
+        .unwrap_or_else(|| panic!("{CLIENT_POD} is not in `pod list`"));
+
+    // Connections are made from the test's own thread inside the client pod's namespace
+    // (outside the lab's cgroups), so they are translated per packet by the pod's program.
+    for (ip, backend) in [(WEB_IP, "web"), (NEAR_IP, "near")] {
+        let to = SocketAddrV4::new(ip, 80);
+
+        let answer = eventually(
+            Duration::from_secs(30),
+            &format!("an answer from the {backend} service"),
+            || {
+                let ns = netns.clone();
+                in_netns(&ns, move || probe(to, Proto::Tcp, Duration::from_secs(3)))
+            },
+        );
+        assert_eq!(answer.trim(), backend, "the backend answers with its name");
+    }
+
+    let server = format!("unix://{}", hubble_socket(&lab, "node1").display());
+    let requests = eventually(
+        Duration::from_secs(10),
+        "the request to the service in Hubble",
+        || {
+            let flows = flows(&hubble_observe(
+                &lab,
+                &server,
+                &[
+                    "--last",
+                    "1000",
+                    "-o",
+                    "json",
+                    "--to-service",
+                    "default/web",
+                ],
+            ));
+            (!flows.is_empty()).then_some(flows)
+        },
+    );
+    let request = requests
+        .iter()
+        .find(|f| f["destination"]["pod_name"] == "web")
+        .unwrap_or_else(|| panic!("no request to the backend pod: {requests:?}"));
+    assert_eq!(request["destination_service"], web_service(), "{request}");
+    assert_eq!(request["l4"]["TCP"]["destination_port"], 8080, "{request}");
+    assert!(is_client_deployment(&request["source"]), "{request}");
+    assert_eq!(request["is_reply"], false, "{request}");
+
+    let replies = flows(&hubble_observe(
+        &lab,
+        &server,
+        &[
+            "--last",
+            "1000",
+            "-o",
+            "json",
+            "--from-service",
+            "default/web",
+        ],
+    ));
+    let reply = replies
+        .iter()
+        .find(|f| f["destination"]["pod_name"] == CLIENT_POD)
+        .unwrap_or_else(|| panic!("no reply to the client from the service: {replies:?}"));
+    assert_eq!(reply["source_service"], web_service(), "{reply}");
+    assert_eq!(reply["IP"]["source"], WEB_IP.to_string(), "{reply}");
+    assert_eq!(reply["is_reply"], true, "{reply}");
+    assert!(is_client_deployment(&reply["destination"]), "{reply}");
+
+    // Delivered on the same node: the backend's to-endpoint flow names the service.
+    let near = flows(&hubble_observe(
+        &lab,
+        &server,
+        &[
+            "--last",
+            "1000",
+            "-o",
+            "json",
+            "--to-service",
+            "default/near",
+        ],
+    ));
+    assert!(
+        near.iter()
+            .any(|f| f["trace_observation_point"] == "TO_ENDPOINT"
+                && f["destination"]["pod_name"] == "near"
+                && f["destination_service"]
+                    == serde_json::json!({"name": "near", "namespace": "default"})),
+        "{near:?}"
+    );
+
+    // Workload filters, and the compact line naming the service for the reply's source.
+    let from_client = flows(&hubble_observe(
+        &lab,
+        &server,
+        &[
+            "--last",
+            "1000",
+            "-o",
+            "json",
+            "--from-workload",
+            "Deployment/client",
+        ],
+    ));
+    assert!(
+        !from_client.is_empty()
+            && from_client
+                .iter()
+                .all(|f| is_client_deployment(&f["source"])),
+        "{from_client:?}"
+    );
+    let compact = hubble_observe(
+        &lab,
+        &server,
+        &["--last", "1000", "--from-service", "default/web"],
+    );
+    assert!(
+        compact.iter().any(|line| line.contains("default/web:80")
+            && line.contains(&format!("default/{CLIENT_POD}:"))),
+        "{compact:?}"
+    );
 }

@@ -1,6 +1,7 @@
 //! ClusterIP services over a three-node lab, with real traffic from pods: reachability from
 //! every node over TCP and UDP, an even random spread, ClientIP affinity, hairpin, a service
-//! without backends, a backend scaled away under an open connection, policy on the backends'
+//! without backends, a backend scaled away under an open connection, a terminating backend
+//! keeping its connection and getting no new ones, policy on the backends'
 //! identity after translation, Maglev's stability when one of ten backends goes, and NodePort
 //! from a host outside the cluster in both routing modes, with externalTrafficPolicy=Local.
 #![cfg(feature = "privileged-tests")]
@@ -344,6 +345,31 @@ fn clusterip_service_balances_pins_hairpins_rejects_and_is_policed_on_backends()
         "both remaining backends answer: {after:?}"
     );
 
+    // A terminating backend (its Pod has a deletionTimestamp) keeps its open connection and
+    // gets no new ones.
+    apply(
+        &lab,
+        "terminating.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {holder}\n  namespace: default\n  \
+             labels: {{app: web}}\n  deletionTimestamp: \"2026-11-26T10:00:00Z\"\n"
+        ),
+    );
+    wait_programmed(&lab, WEB_IP, 80, "TCP", 1);
+    assert!(
+        open.round_trip("while terminating", PROBE_TIMEOUT),
+        "the open connection to {holder} did not survive it terminating"
+    );
+    let while_terminating = spread(&client_ns[0], web80, Proto::Tcp, 100, 8, PROBE_TIMEOUT);
+    assert_eq!(
+        while_terminating.failures, 0,
+        "with {holder} terminating: {while_terminating:?}"
+    );
+    assert!(
+        !while_terminating.answers.contains_key(&holder),
+        "terminating {holder} still got new connections: {while_terminating:?}"
+    );
+
     // Policy on the backends applies to the client's connection after translation.
     apply(&lab, "policy.yaml", TRUSTED_ONLY);
     eventually(
@@ -398,7 +424,7 @@ fn maglev_removing_one_of_ten_backends_remaps_few_other_flows() {
     let status = lab.cilium("node1", &["status"]);
     for line in [
         "KubeProxyReplacement Details:",
-        "  Socket LB:           Disabled",
+        "  Socket LB:           Enabled",
         "  Protocols:           TCP, UDP",
         "  Backend Selection:   Random",
         "  Session Affinity:    Enabled",

@@ -11,5 +11,6 @@ mod lb;
 mod multinode;
 mod policy;
 mod routing;
+mod sock_lb;
 mod test_run;
 mod traffic;

@@ -12,8 +12,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use cilium_hubble::filter::FlowFilterSet;
-use cilium_hubble::flow::{FlowFilter, Verdict};
-use cilium_hubble::{Capacity, EndpointInfo, EventSender, FlowContext, FlowDecoder, Observer};
+use cilium_hubble::flow::{FlowFilter, Service, Verdict};
+use cilium_hubble::{
+    Capacity, EndpointInfo, EventSender, FlowContext, FlowDecoder, FrontendProtocol, Observer,
+};
 
 const XWING: [u8; 4] = [10, 0, 1, 5];
 const DEATHSTAR: [u8; 4] = [10, 0, 2, 7];
@@ -39,6 +41,17 @@ impl FlowContext for Table {
     }
     fn interface_name(&self, _ifindex: u32) -> Option<String> {
         Some("lxc0123".into())
+    }
+    fn service_by_frontend(
+        &self,
+        _ip: IpAddr,
+        _port: u16,
+        _protocol: FrontendProtocol,
+    ) -> Option<Service> {
+        None
+    }
+    fn service_by_rev_nat(&self, _index: u16) -> Option<Service> {
+        None
     }
 }
 

@@ -9,8 +9,10 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cilium_hubble::flow::Service;
 use cilium_hubble::{
-    serve, Capacity, EndpointInfo, EventSender, FlowContext, FlowDecoder, Observer, ObserverService,
+    serve, Capacity, EndpointInfo, EventSender, FlowContext, FlowDecoder, FrontendProtocol,
+    Observer, ObserverService,
 };
 use tokio::sync::oneshot;
 
@@ -149,6 +151,18 @@ impl FlowContext for StarWars {
 
     fn interface_name(&self, ifindex: u32) -> Option<String> {
         (ifindex == 9).then(|| "lxc_deathstar".into())
+    }
+
+    fn service_by_frontend(
+        &self,
+        _ip: IpAddr,
+        _port: u16,
+        _protocol: FrontendProtocol,
+    ) -> Option<Service> {
+        None
+    }
+    fn service_by_rev_nat(&self, _index: u16) -> Option<Service> {
+        None
     }
 }
 

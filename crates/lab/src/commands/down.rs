@@ -1,6 +1,6 @@
 //! `down`: stop every process the lab started (toolbox servers, agents, etcd), delete every
-//! `cilab-<lab>-*` namespace, remove the lab's bpffs roots and its state directory (etcd's data
-//! with it).
+//! `cilab-<lab>-*` namespace and cgroup, remove the lab's bpffs roots and its state directory
+//! (etcd's data with it).
 //!
 //! Teardown never stops at the first failure: it carries on and reports every problem, works
 //! from a half-written or missing state file (the namespace prefix and the bpffs prefix find
@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 use crate::bins;
 use crate::bpffs::{self, BpffsError};
+use crate::cgroup::{self, CgroupError};
 use crate::lab::Lab;
 use crate::netns::{self, NetnsError};
 use crate::process::{self, ProcessError, Stopped, TERM_GRACE};
@@ -51,6 +52,11 @@ pub enum DownError {
         program: String,
         pid: u32,
         netns: String,
+    },
+    #[error("cannot remove a cgroup")]
+    Cgroup {
+        #[source]
+        source: CgroupError,
     },
     #[error("cannot remove bpffs pins")]
     Bpffs {
@@ -135,6 +141,11 @@ pub fn teardown(lab: &Lab, state: Option<&LabState>) -> Teardown {
             process::terminate(pid, program, TERM_GRACE),
         );
     }
+    done.problems.extend(
+        cgroup::remove_with_prefix(&lab.name().ns_prefix())
+            .into_iter()
+            .map(|source| DownError::Cgroup { source }),
+    );
     done.problems.extend(
         bpffs::remove_with_prefix(lab.bpf_fs(), &lab.bpf_root_prefix())
             .into_iter()

@@ -1,7 +1,8 @@
 //! `exec` and `node exec`: run a command inside a pod's or a node's network namespace; and
 //! `hubble`: run the Hubble CLI against the lab's relay. The lab process replaces itself with
 //! the command (through `nsenter`/`ip netns exec`), so signals, stdio and the exit code are
-//! the command's own.
+//! the command's own. Before that it joins the node's cgroup, so the command's sockets get
+//! the node's socket load balancing.
 
 use std::convert::Infallible;
 use std::io;
@@ -9,6 +10,7 @@ use std::os::unix::process::CommandExt;
 use std::process::Command;
 
 use crate::bins::BinDir;
+use crate::cgroup::{self, CgroupError};
 use crate::commands::pod::{self, PodError};
 use crate::lab::Lab;
 use crate::names::{NodeName, PodKey};
@@ -33,6 +35,11 @@ pub enum ExecError {
         #[source]
         source: crate::bins::BinError,
     },
+    #[error("cannot run the command in its node's cgroup")]
+    Cgroup {
+        #[source]
+        source: CgroupError,
+    },
     #[error("cannot run `{program}`")]
     Run {
         program: String,
@@ -55,6 +62,8 @@ pub fn exec_pod(
         pod: key.to_string(),
         lab: lab.name().to_string(),
     })?;
+    let node = pod.node.parse().ok().and_then(|name| state.node(name));
+    join_node_cgroup(node.and_then(|n| n.cgroup.as_deref()))?;
     let (program, args) = command.split_first().expect("clap requires a command");
     let mut cmd = netns::exec_in(&pod.netns, program);
     cmd.args(args).env("PATH", bins.search_path());
@@ -76,6 +85,7 @@ pub fn exec_node(
         node: node.to_string(),
         lab: lab.name().to_string(),
     })?;
+    join_node_cgroup(node_state.cgroup.as_deref())?;
     let (program, args) = command.split_first().expect("clap requires a command");
     // Only the network namespace changes, so the agent's pins under /sys/fs/bpf stay visible.
     let mut cmd = netns::enter_net(&node_state.netns, program);
@@ -104,6 +114,14 @@ pub fn exec_hubble(lab: &Lab, bins: &BinDir, args: &[String]) -> Result<Infallib
         format!("unix://{}", relay.socket.display()),
     );
     run(cmd, &hubble.display().to_string())
+}
+
+/// Moves this process (about to become the command) into the node's cgroup, if it has one.
+fn join_node_cgroup(path: Option<&std::path::Path>) -> Result<(), ExecError> {
+    match path {
+        Some(path) => cgroup::join_self(path).map_err(|source| ExecError::Cgroup { source }),
+        None => Ok(()),
+    }
 }
 
 fn run(mut cmd: Command, program: &str) -> Result<Infallible, ExecError> {

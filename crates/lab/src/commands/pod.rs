@@ -12,6 +12,7 @@ use cilium_api::AgentClient;
 use serde::Serialize;
 
 use crate::bins::{self, BinDir, BinError};
+use crate::cgroup::{self, CgroupError};
 use crate::cli::POD_NAME_ENV;
 use crate::cni::{CniError, CniPlugin, PodCall};
 use crate::lab::Lab;
@@ -70,6 +71,12 @@ pub enum PodError {
         pod: String,
         #[source]
         source: BinError,
+    },
+    #[error("pod {pod}: cannot put the toolbox server in its node's cgroup")]
+    Cgroup {
+        pod: String,
+        #[source]
+        source: CgroupError,
     },
     #[error("pod {pod}: cannot prepare {path}")]
     PodDir {
@@ -192,15 +199,11 @@ pub fn add(lab: &Lab, bins: &BinDir, opts: &PodOptions) -> Result<PodState, PodE
         labels: &opts.labels,
     };
     let mut server_pids = Vec::new();
-    let wired = wire(
-        lab,
-        bins,
-        opts,
-        &plugin,
-        call,
-        &netns_name,
-        &mut server_pids,
-    );
+    let host = PodHost {
+        netns: &netns_name,
+        cgroup: node.cgroup.as_deref(),
+    };
+    let wired = wire(lab, bins, opts, &plugin, call, host, &mut server_pids);
     let attachment = match wired {
         Ok(attachment) => attachment,
         Err(error) => {
@@ -229,6 +232,13 @@ pub fn add(lab: &Lab, bins: &BinDir, opts: &PodOptions) -> Result<PodState, PodE
     Ok(record)
 }
 
+/// Where a pod's processes run: its network namespace, and its node's cgroup (socket LB).
+#[derive(Debug, Clone, Copy)]
+struct PodHost<'a> {
+    netns: &'a str,
+    cgroup: Option<&'a Path>,
+}
+
 /// Creates the namespace, calls CNI ADD and starts the server; records server PIDs as they
 /// start so a failure can stop them.
 fn wire(
@@ -237,11 +247,11 @@ fn wire(
     opts: &PodOptions,
     plugin: &CniPlugin,
     call: PodCall<'_>,
-    netns_name: &str,
+    host: PodHost<'_>,
     server_pids: &mut Vec<u32>,
 ) -> Result<crate::cni::Attachment, PodError> {
     let pod = opts.key.to_string();
-    netns::create(netns_name).map_err(|source| PodError::Netns {
+    netns::create(host.netns).map_err(|source| PodError::Netns {
         pod: pod.clone(),
         source,
     })?;
@@ -250,7 +260,7 @@ fn wire(
         source: Box::new(source),
     })?;
     if let Some(spec) = &opts.serve {
-        start_server(lab, &opts.key, netns_name, spec, server_pids)?;
+        start_server(lab, &opts.key, host, spec, server_pids)?;
     }
     Ok(attachment)
 }
@@ -424,11 +434,12 @@ pub fn rows(state: &LabState) -> Vec<PodRow> {
         .collect()
 }
 
-/// Starts the toolbox server inside the pod and waits until it listens.
+/// Starts the toolbox server inside the pod, in its node's cgroup, and waits until it
+/// listens.
 fn start_server(
     lab: &Lab,
     key: &PodKey,
-    netns_name: &str,
+    host: PodHost<'_>,
     spec: &ServeSpec,
     pids: &mut Vec<u32>,
 ) -> Result<(), PodError> {
@@ -445,12 +456,18 @@ fn start_server(
     })?;
     let ready = dir.join("serve.ready");
     let log = dir.join("serve.log");
-    let mut cmd = netns::exec_in(netns_name, exe);
+    let mut cmd = netns::exec_in(host.netns, exe);
     cmd.arg("serve")
         .arg(spec.to_string())
         .arg("--ready-file")
         .arg(&ready)
         .env(POD_NAME_ENV, &key.name);
+    if let Some(path) = host.cgroup {
+        cgroup::join_on_exec(&mut cmd, path).map_err(|source| PodError::Cgroup {
+            pod: pod.clone(),
+            source,
+        })?;
+    }
     let pid = process::spawn_detached(&mut cmd, &log).map_err(|source| PodError::Server {
         pod: pod.clone(),
         source,

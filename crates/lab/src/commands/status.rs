@@ -57,6 +57,8 @@ pub struct NodeReport {
     pub pod_cidr: Option<Ipv4Net>,
     pub socket: PathBuf,
     pub bpf_root: PathBuf,
+    /// The node's cgroup (socket-LB hooks; where its pods' processes run).
+    pub cgroup: Option<PathBuf>,
     pub agent_pid: Option<u32>,
     pub agent_running: bool,
     /// `Ok` when healthz says so; otherwise the state or the error reaching the agent.
@@ -105,6 +107,7 @@ fn report_of(lab: &Lab, state: &LabState) -> StatusReport {
                 pod_cidr: n.pod_cidr,
                 socket: n.socket.clone(),
                 bpf_root: n.bpf_root.clone(),
+                cgroup: n.cgroup.clone(),
                 agent_pid: n.agent_pid,
                 agent_running: running,
                 health,

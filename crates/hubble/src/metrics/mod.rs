@@ -1,6 +1,7 @@
 //! Hubble's Prometheus metrics (`--hubble-metrics`): counters over every flow the node
 //! observes, by group — `flow`, `drop`, `tcp`, `port-distribution`, `policy` — rendered in
-//! the text exposition format with the `hubble_` prefix.
+//! the text exposition format with the `hubble_` prefix. Each group's series carry the
+//! context labels its options ask for ([`context`]), as parsed by [`config`].
 //!
 //! The observer counts each flow once, when it is recorded (see
 //! [`Observer::enable_metrics`](crate::Observer::enable_metrics)); without metrics nothing is
@@ -17,63 +18,14 @@ use prometheus_client::registry::Registry;
 
 use crate::decode::message_type;
 
+pub mod config;
+pub mod context;
+
+pub use config::{MetricGroups, MetricsConfigError};
+pub use context::ContextOptions;
+
 /// Labels of one series: name and value pairs in a fixed order.
 type Labels = Vec<(&'static str, String)>;
-
-/// A `--hubble-metrics` entry this build does not support.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum MetricsConfigError {
-    #[error(
-        "unknown Hubble metric {name:?} (supported: flow, drop, tcp, port-distribution, policy)"
-    )]
-    Unknown { name: String },
-    #[error("Hubble metric {name:?}: options ({options:?}) are not supported")]
-    Options { name: String, options: String },
-}
-
-/// The metric groups `--hubble-metrics` turns on.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct MetricGroups {
-    pub flow: bool,
-    pub drop: bool,
-    pub tcp: bool,
-    pub port_distribution: bool,
-    pub policy: bool,
-}
-
-impl MetricGroups {
-    /// Parses Cilium's list, e.g. `["drop", "flow"]`; an empty list enables nothing.
-    pub fn parse<S: AsRef<str>>(names: &[S]) -> Result<Self, MetricsConfigError> {
-        let mut groups = Self::default();
-        for entry in names
-            .iter()
-            .map(|n| n.as_ref().trim())
-            .filter(|n| !n.is_empty())
-        {
-            if let Some((name, options)) = entry.split_once(':') {
-                return Err(MetricsConfigError::Options {
-                    name: name.into(),
-                    options: options.into(),
-                });
-            }
-            let flag = match entry {
-                "flow" => &mut groups.flow,
-                "drop" => &mut groups.drop,
-                "tcp" => &mut groups.tcp,
-                "port-distribution" => &mut groups.port_distribution,
-                "policy" => &mut groups.policy,
-                _ => return Err(MetricsConfigError::Unknown { name: entry.into() }),
-            };
-            *flag = true;
-        }
-        Ok(groups)
-    }
-
-    /// Whether any group is on.
-    pub fn any(self) -> bool {
-        self.flow || self.drop || self.tcp || self.port_distribution || self.policy
-    }
-}
 
 /// The counters of the enabled groups.
 pub struct FlowMetrics {
@@ -99,31 +51,31 @@ impl FlowMetrics {
             policy: Family::default(),
         };
         let registry = &mut metrics.registry;
-        if groups.flow {
+        if metrics.groups.flow.is_some() {
             registry.register(
                 "flows_processed",
                 "Total number of flows processed",
                 metrics.flows.clone(),
             );
         }
-        if groups.drop {
+        if metrics.groups.drop.is_some() {
             registry.register("drop", "Number of drops", metrics.drops.clone());
         }
-        if groups.tcp {
+        if metrics.groups.tcp.is_some() {
             registry.register(
                 "tcp_flags",
                 "TCP flag occurrences",
                 metrics.tcp_flags.clone(),
             );
         }
-        if groups.port_distribution {
+        if metrics.groups.port_distribution.is_some() {
             registry.register(
                 "port_distribution",
                 "Numbers of packets distributed by destination port",
                 metrics.ports.clone(),
             );
         }
-        if groups.policy {
+        if metrics.groups.policy.is_some() {
             registry.register(
                 "policy_verdicts",
                 "Number of policy verdict events",
@@ -138,7 +90,7 @@ impl FlowMetrics {
         let kind = flow.event_type.map_or(0, |e| e.r#type);
         let verdict = Verdict::try_from(flow.verdict).unwrap_or(Verdict::Unknown);
         let protocol = protocol_name(flow);
-        if self.groups.flow {
+        if let Some(context) = &self.groups.flow {
             let (type_name, subtype) = match kind {
                 message_type::DROP => ("Drop", String::new()),
                 message_type::TRACE => {
@@ -149,27 +101,43 @@ impl FlowMetrics {
                 message_type::POLICY_VERDICT => ("PolicyVerdict", String::new()),
                 _ => ("Unknown", String::new()),
             };
-            self.flows
-                .get_or_create(&vec![
+            let labels = with_context(
+                context,
+                flow,
+                [
                     ("type", type_name.to_string()),
                     ("subtype", subtype),
                     ("verdict", verdict.as_str_name().to_string()),
-                ])
-                .inc();
+                ],
+            );
+            self.flows.get_or_create(&labels).inc();
         }
-        if self.groups.drop && verdict == Verdict::Dropped {
+        if let Some(context) = self
+            .groups
+            .drop
+            .as_ref()
+            .filter(|_| verdict == Verdict::Dropped)
+        {
             let reason = DropReason::try_from(flow.drop_reason_desc).unwrap_or(DropReason::Unknown);
-            self.drops
-                .get_or_create(&vec![
+            let labels = with_context(
+                context,
+                flow,
+                [
                     ("reason", reason.as_str_name().to_string()),
                     ("protocol", protocol.to_string()),
-                ])
-                .inc();
+                ],
+            );
+            self.drops.get_or_create(&labels).inc();
         }
         if verdict == Verdict::Forwarded {
             self.observe_forwarded(flow, protocol);
         }
-        if self.groups.policy && kind == message_type::POLICY_VERDICT {
+        if let Some(context) = self
+            .groups
+            .policy
+            .as_ref()
+            .filter(|_| kind == message_type::POLICY_VERDICT)
+        {
             let direction = match TrafficDirection::try_from(flow.traffic_direction) {
                 Ok(TrafficDirection::Ingress) => "ingress",
                 Ok(TrafficDirection::Egress) => "egress",
@@ -177,20 +145,23 @@ impl FlowMetrics {
             };
             let match_name = u8::try_from(flow.policy_match_type)
                 .map_or("none", cilium_monitor::names::policy_match_name);
-            self.policy
-                .get_or_create(&vec![
+            let labels = with_context(
+                context,
+                flow,
+                [
                     ("direction", direction.to_string()),
                     ("match", match_name.to_lowercase()),
                     ("action", verdict.as_str_name().to_lowercase()),
-                ])
-                .inc();
+                ],
+            );
+            self.policy.get_or_create(&labels).inc();
         }
     }
 
     /// TCP flags and destination ports of forwarded flows (replies count no port).
     fn observe_forwarded(&self, flow: &Flow, protocol: &str) {
         let l4 = flow.l4.and_then(|l4| l4.protocol);
-        if self.groups.tcp {
+        if let Some(context) = &self.groups.tcp {
             if let Some(Protocol::Tcp(tcp)) = l4 {
                 let family = match flow
                     .ip
@@ -208,17 +179,17 @@ impl FlowMetrics {
                     (flags.rst, "RST"),
                 ];
                 for (_, flag) in names.into_iter().filter(|(set, _)| *set) {
-                    self.tcp_flags
-                        .get_or_create(&vec![
-                            ("flag", flag.to_string()),
-                            ("family", family.to_string()),
-                        ])
-                        .inc();
+                    let labels = with_context(
+                        context,
+                        flow,
+                        [("flag", flag.to_string()), ("family", family.to_string())],
+                    );
+                    self.tcp_flags.get_or_create(&labels).inc();
                 }
             }
         }
         let is_reply = flow.is_reply.is_some_and(|r| r.value);
-        if self.groups.port_distribution && !is_reply {
+        if let Some(context) = self.groups.port_distribution.as_ref().filter(|_| !is_reply) {
             let port = match l4 {
                 Some(Protocol::Tcp(tcp)) => Some(tcp.destination_port),
                 Some(Protocol::Udp(udp)) => Some(udp.destination_port),
@@ -226,12 +197,15 @@ impl FlowMetrics {
                 _ => None,
             };
             if let Some(port) = port {
-                self.ports
-                    .get_or_create(&vec![
+                let labels = with_context(
+                    context,
+                    flow,
+                    [
                         ("protocol", protocol.to_string()),
                         ("port", port.to_string()),
-                    ])
-                    .inc();
+                    ],
+                );
+                self.ports.get_or_create(&labels).inc();
             }
         }
     }
@@ -243,6 +217,17 @@ impl FlowMetrics {
         let _ = encode(&mut text, &self.registry);
         text
     }
+}
+
+/// A series' labels: the group's context labels, then its own.
+fn with_context<const N: usize>(
+    context: &ContextOptions,
+    flow: &Flow,
+    own: [(&'static str, String); N],
+) -> Labels {
+    let mut labels = context.labels(flow);
+    labels.extend(own);
+    labels
 }
 
 /// The L4 protocol as Hubble's metrics name it.
@@ -261,7 +246,9 @@ fn protocol_name(flow: &Flow) -> &'static str {
 mod tests {
     use std::sync::Arc;
 
-    use cilium_hubble_proto::flow::{CiliumEventType, Ip, Layer4, Tcp, TcpFlags};
+    use cilium_hubble_proto::flow::{
+        CiliumEventType, Endpoint, Ip, Layer4, Tcp, TcpFlags, Workload,
+    };
     use cilium_hubble_proto::well_known::BoolValue;
 
     use super::*;
@@ -328,17 +315,6 @@ mod tests {
             .into_iter()
             .find(|(n, l, _)| n == name && *l == want)
             .map(|(_, _, v)| v)
-    }
-
-    #[test]
-    fn groups_parse_cilium_names_and_reject_the_rest() {
-        let groups = MetricGroups::parse(&["drop", "flow"]).expect("valid");
-        assert!(groups.drop && groups.flow && !groups.tcp && !groups.policy);
-        assert!(!MetricGroups::parse::<&str>(&[]).expect("empty").any());
-        let err = MetricGroups::parse(&["dns"]).expect_err("unsupported");
-        assert!(err.to_string().contains("\"dns\""), "{err}");
-        let err = MetricGroups::parse(&["drop:sourceContext=pod"]).expect_err("options");
-        assert!(err.to_string().contains("sourceContext"), "{err}");
     }
 
     #[test]
@@ -436,5 +412,92 @@ mod tests {
         metrics.observe(&flow);
         let samples = scrape(&metrics.render());
         assert!(samples.is_empty(), "only drops are counted: {samples:?}");
+    }
+
+    #[test]
+    fn context_options_label_the_series() {
+        let groups = MetricGroups::parse(&[
+            "drop:sourceContext=namespace;destinationContext=pod|ip",
+            "flow:labelsContext=source_namespace",
+            "destination_workload",
+            "traffic_direction",
+        ])
+        .expect("valid");
+        let metrics = FlowMetrics::new(groups);
+        let syn = TcpFlags {
+            syn: true,
+            ..Default::default()
+        };
+        let mut drop = tcp_flow(message_type::DROP, 133, Verdict::Dropped, syn);
+        drop.drop_reason_desc = DropReason::PolicyDenied as i32;
+        drop.traffic_direction = TrafficDirection::Ingress as i32;
+        drop.ip = Some(Ip {
+            source: "192.0.2.1".into(),
+            destination: "10.0.2.7".into(),
+            ip_version: IpVersion::IPv4 as i32,
+            ..Default::default()
+        });
+        drop.source = Some(Endpoint {
+            identity: 2,
+            labels: vec!["reserved:world".into()],
+            ..Default::default()
+        });
+        drop.destination = Some(Endpoint {
+            namespace: "empire".into(),
+            pod_name: "deathstar-c74d84667-cx5kp".into(),
+            workloads: vec![Workload {
+                name: "deathstar".into(),
+                kind: "Deployment".into(),
+            }],
+            ..Default::default()
+        });
+        metrics.observe(&drop);
+        // The same drop to an address that is no pod: the chain falls back to the IP.
+        let mut to_world = drop.clone();
+        to_world.destination = None;
+        metrics.observe(&to_world);
+
+        let text = metrics.render();
+        let get = |name: &str, labels: &[(&str, &str)]| {
+            value(&text, name, labels).unwrap_or_else(|| panic!("no {name}{labels:?} in\n{text}"))
+        };
+        assert_eq!(
+            get(
+                "hubble_drop_total",
+                &[
+                    ("source", ""),
+                    ("destination", "empire/deathstar-c74d84667-cx5kp"),
+                    ("reason", "POLICY_DENIED"),
+                    ("protocol", "TCP")
+                ]
+            ),
+            1.0
+        );
+        assert_eq!(
+            get(
+                "hubble_drop_total",
+                &[
+                    ("source", ""),
+                    ("destination", "10.0.2.7"),
+                    ("reason", "POLICY_DENIED"),
+                    ("protocol", "TCP")
+                ]
+            ),
+            1.0
+        );
+        assert_eq!(
+            get(
+                "hubble_flows_processed_total",
+                &[
+                    ("source_namespace", ""),
+                    ("destination_workload", "deathstar"),
+                    ("traffic_direction", "ingress"),
+                    ("type", "Drop"),
+                    ("subtype", ""),
+                    ("verdict", "DROPPED")
+                ]
+            ),
+            1.0
+        );
     }
 }
