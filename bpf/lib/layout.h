@@ -87,6 +87,7 @@ ASSERT_OFFSET(struct trace_notify, reason, 26);
 ASSERT_OFFSET(struct trace_notify, flags, 27);
 ASSERT_OFFSET(struct trace_notify, ifindex, 28);
 ASSERT_OFFSET(struct trace_notify, orig_ip4, 32);
+ASSERT_OFFSET(struct trace_notify, rev_nat, 36);
 
 ASSERT_LAYOUT(struct drop_notify, 36);
 ASSERT_OFFSET(struct drop_notify, src_label, 16);

@@ -128,7 +128,10 @@ pub struct AgentConfig {
     pub hubble_metrics_server: Option<String>,
 
     /// Hubble metric groups to count, comma-separated: `flow`, `drop`, `tcp`,
-    /// `port-distribution`, `policy` (none by default).
+    /// `port-distribution`, `policy` (none by default), each with Cilium's options after a
+    /// colon, `;`-separated: `sourceContext=`/`destinationContext=` (`namespace`, `pod`,
+    /// `pod-short`, `identity`, `reserved-identity`, `workload-name`, `app`, `ip`, `dns`, `|`
+    /// for fallbacks) and `labelsContext=` (e.g. `drop:sourceContext=pod;labelsContext=...`).
     #[arg(long, value_delimiter = ',')]
     pub hubble_metrics: Vec<String>,
 
