@@ -16,7 +16,9 @@ use crate::toolbox::spec::{ServeSpec, SpecError};
 const DEFAULT_NAMESPACE: &str = "default";
 /// Length of the random-looking part of a Deployment's pod names.
 const SUFFIX_LEN: usize = 5;
-/// The characters of that part.
+/// Length of the pod-template hash in a Deployment's ReplicaSet name.
+const TEMPLATE_HASH_LEN: usize = 10;
+/// The characters of those parts.
 const SUFFIX_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 
 /// Errors reading manifests.
@@ -182,15 +184,19 @@ pub fn workloads(text: &str) -> Result<Vec<Workload>, ManifestError> {
                         .as_u64()
                         .ok_or_else(|| object.field("spec.replicas", "a non-negative integer"))?,
                 };
+                let replica_set = replica_set_name(&object.namespace, &object.name, template);
                 let pods = (0..replicas)
                     .map(|i| {
                         let key = object.key(&format!(
-                            "{}-{}",
-                            object.name,
+                            "{replica_set}-{}",
                             suffix(&object.namespace, &object.name, i)
                         ))?;
-                        let created =
-                            created_pod(&key, &template["metadata"]["labels"], &template["spec"]);
+                        let created = created_pod(
+                            &key,
+                            &template["metadata"]["labels"],
+                            &template["spec"],
+                            &replica_set,
+                        );
                         pod_plan(
                             &object,
                             key,
@@ -217,14 +223,20 @@ pub fn workloads(text: &str) -> Result<Vec<Workload>, ManifestError> {
     Ok(out)
 }
 
-/// The Pod object a Deployment's controller creates for pod `key` from its template.
-fn created_pod(key: &PodKey, labels: &Value, spec: &Value) -> Value {
+/// The Pod object a Deployment's ReplicaSet `replica_set` creates for pod `key` from the
+/// Deployment's template: owned by the ReplicaSet (which Hubble shows as the Deployment).
+fn created_pod(key: &PodKey, labels: &Value, spec: &Value, replica_set: &str) -> Value {
     let mut metadata = serde_json::Map::new();
     metadata.insert("name".into(), Value::String(key.name.clone()));
     metadata.insert("namespace".into(), Value::String(key.namespace.clone()));
     if !labels.is_null() {
         metadata.insert("labels".into(), labels.clone());
     }
+    metadata.insert(
+        "ownerReferences".into(),
+        serde_json::json!([{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                            "name": replica_set, "controller": true, "blockOwnerDeletion": true}]),
+    );
     let mut pod = serde_json::Map::new();
     pod.insert("apiVersion".into(), Value::String("v1".into()));
     pod.insert("kind".into(), Value::String("Pod".into()));
@@ -409,28 +421,43 @@ fn selects(selector: &Value, labels: &Labels) -> bool {
     })
 }
 
-/// The deterministic 5-character suffix of a Deployment's `index`th pod.
-fn suffix(namespace: &str, name: &str, index: u64) -> String {
-    // FNV-1a over the identifying parts; stable across runs and versions.
+/// FNV-1a over `parts`, each followed by a 0 byte; stable across runs and versions.
+fn fnv1a<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in namespace
-        .bytes()
-        .chain([0])
-        .chain(name.bytes())
-        .chain([0])
-        .chain(index.to_le_bytes())
+    for byte in parts
+        .into_iter()
+        .flat_map(|part| part.iter().copied().chain([0]))
     {
         hash ^= u64::from(byte);
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
+    hash
+}
+
+/// `len` characters of Kubernetes' name-suffix alphabet drawn from `hash`.
+fn encode(mut hash: u64, len: usize) -> String {
     let base = SUFFIX_ALPHABET.len() as u64;
-    (0..SUFFIX_LEN)
+    (0..len)
         .map(|_| {
             let c = SUFFIX_ALPHABET[(hash % base) as usize];
             hash /= base;
             char::from(c)
         })
         .collect()
+}
+
+/// The deterministic 5-character suffix of a Deployment's `index`th pod.
+fn suffix(namespace: &str, name: &str, index: u64) -> String {
+    let hash = fnv1a([namespace.as_bytes(), name.as_bytes(), &index.to_le_bytes()]);
+    encode(hash, SUFFIX_LEN)
+}
+
+/// The name of the ReplicaSet a Deployment's controller makes for its current template:
+/// `<deployment>-<pod-template-hash>`, the hash (10 characters) taken over the template.
+fn replica_set_name(namespace: &str, name: &str, template: &Value) -> String {
+    let template = template.to_string();
+    let hash = fnv1a([namespace.as_bytes(), name.as_bytes(), template.as_bytes()]);
+    format!("{name}-{}", encode(hash, TEMPLATE_HASH_LEN))
 }
 
 #[cfg(test)]
@@ -451,7 +478,10 @@ mod tests {
         assert_eq!(deathstars.len(), 2);
         assert_ne!(deathstars[0].key, deathstars[1].key);
         for d in &deathstars {
-            assert_eq!(d.key.name.len(), "deathstar-".len() + SUFFIX_LEN);
+            assert_eq!(
+                d.key.name.len(),
+                "deathstar-".len() + TEMPLATE_HASH_LEN + 1 + SUFFIX_LEN
+            );
             assert_eq!(d.key.namespace, "default");
             assert_eq!(
                 d.labels.to_string(),
@@ -544,6 +574,22 @@ spec:
             assert_eq!(
                 object["spec"]["containers"][0]["name"], "deathstar",
                 "the template's spec: {object}"
+            );
+            let owner = &object["metadata"]["ownerReferences"][0];
+            assert_eq!(owner["kind"], "ReplicaSet");
+            assert_eq!(owner["controller"], true);
+            let replica_set = owner["name"].as_str().expect("the ReplicaSet's name");
+            assert!(
+                replica_set.starts_with("deathstar-")
+                    && replica_set.len() == "deathstar-".len() + 10,
+                "a ReplicaSet named <deployment>-<pod-template-hash>: {replica_set}"
+            );
+            assert!(
+                object["metadata"]["name"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with(&format!("{replica_set}-")),
+                "pods are named after their ReplicaSet: {object}"
             );
         }
         let xwing = loads
