@@ -63,6 +63,8 @@ volatile const __u32 MONITOR_AGGREGATION = TRACE_AGGREGATE_ACTIVE_CT;
 volatile const __u32 ROUTING_MODE = ROUTING_MODE_NATIVE;
 /* ifindex of the node's tunnel device in tunnel mode. */
 volatile const __u32 TUNNEL_IFINDEX = 0;
+/* UDP port of the tunnel device in tunnel mode, network byte order. */
+volatile const __be16 TUNNEL_PORT = 0;
 
 /* Send a translated packet to the client or node its FIB route names. */
 static __always_inline int nodeport_fib_out(struct __sk_buff *ctx,
@@ -209,6 +211,11 @@ static __always_inline int nodeport_from_netdev(struct __sk_buff *ctx,
 	l4_off = ipv4_l4_offset(ip4);
 	ret = ct_extract4(ctx, ip4, &pkt);
 	if (IS_DROP(ret))
+		return TC_ACT_OK;
+	/* Other nodes' tunnel traffic: never a frontend (the NodePort range
+	 * leaves the tunnel port out) nor a source-NAT reply. */
+	if (ROUTING_MODE == ROUTING_MODE_TUNNEL && TUNNEL_PORT &&
+	    pkt.tuple.nexthdr == IPPROTO_UDP && pkt.tuple.dport == TUNNEL_PORT)
 		return TC_ACT_OK;
 
 	nat = nat4_rev_lookup(&pkt.tuple);

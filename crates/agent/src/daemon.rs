@@ -265,6 +265,7 @@ fn prepare(
             host_devices::ensure_tunnel(TUNNEL_DEVICE, config.tunnel_port)?;
             Routing::Tunnel {
                 device: TUNNEL_DEVICE.into(),
+                port: config.tunnel_port,
             }
         }
     };
@@ -280,7 +281,7 @@ fn prepare(
         routing: routing.clone(),
     })
     .context("opening the BPF datapath")?;
-    if let Routing::Tunnel { device } = &routing {
+    if let Routing::Tunnel { device, .. } = &routing {
         datapath
             .attach_overlay(device)
             .with_context(|| format!("attaching the overlay program to {device}"))?;

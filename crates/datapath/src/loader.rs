@@ -461,7 +461,8 @@ pub(crate) fn load_host(
         loader
             .override_global("MONITOR_AGGREGATION", &monitor_aggregation, true)
             .override_global("ROUTING_MODE", &routing.mode, true)
-            .override_global("TUNNEL_IFINDEX", &routing.tunnel_ifindex, true);
+            .override_global("TUNNEL_IFINDEX", &routing.tunnel_ifindex, true)
+            .override_global("TUNNEL_PORT", &routing.tunnel_port, true);
     })?;
     let mut object = HostObject { ebpf };
     load_classifier(object.program_mut()?, HostObject::FROM_NETDEV)?;

@@ -1,6 +1,6 @@
 //! How a node reaches pods on other nodes, and the node-wide load-time
-//! globals (`ROUTING_MODE`, `TUNNEL_IFINDEX`) that tell every endpoint's
-//! datapath about it.
+//! globals (`ROUTING_MODE`, `TUNNEL_IFINDEX`, and for the underlay device
+//! `TUNNEL_PORT`) that tell the datapath about it.
 
 use std::fmt;
 
@@ -25,6 +25,9 @@ pub enum Routing {
     Tunnel {
         /// Name of the tunnel device (Cilium's is `cilium_vxlan`).
         device: String,
+        /// Its UDP port (Cilium's 8472): the underlay device's program passes tunnel traffic
+        /// to the stack without looking it up as service traffic.
+        port: u16,
     },
 }
 
@@ -33,7 +36,7 @@ impl fmt::Display for Routing {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Native => f.write_str("native"),
-            Self::Tunnel { device } => write!(f, "tunnel via {device}"),
+            Self::Tunnel { device, port } => write!(f, "tunnel via {device} (UDP {port})"),
         }
     }
 }
@@ -59,6 +62,8 @@ pub(crate) struct RoutingGlobals {
     pub mode: u32,
     /// `TUNNEL_IFINDEX` (0 in native routing).
     pub tunnel_ifindex: u32,
+    /// `TUNNEL_PORT`, network order (0 in native routing).
+    pub tunnel_port: u16,
 }
 
 impl Routing {
@@ -69,8 +74,9 @@ impl Routing {
             Self::Native => Ok(RoutingGlobals {
                 mode: ROUTING_MODE_NATIVE,
                 tunnel_ifindex: 0,
+                tunnel_port: 0,
             }),
-            Self::Tunnel { device } => {
+            Self::Tunnel { device, port } => {
                 let ifindex = nix::net::if_::if_nametoindex(device.as_str()).map_err(|source| {
                     RoutingError::TunnelDevice {
                         device: device.clone(),
@@ -80,6 +86,7 @@ impl Routing {
                 Ok(RoutingGlobals {
                     mode: ROUTING_MODE_TUNNEL,
                     tunnel_ifindex: ifindex,
+                    tunnel_port: port.to_be(),
                 })
             }
         }
@@ -101,8 +108,9 @@ mod tests {
     fn a_missing_tunnel_device_is_reported_by_name() {
         let routing = Routing::Tunnel {
             device: "cilt-nodev0".to_string(),
+            port: 8472,
         };
-        assert_eq!(routing.to_string(), "tunnel via cilt-nodev0");
+        assert_eq!(routing.to_string(), "tunnel via cilt-nodev0 (UDP 8472)");
         let err = routing.globals().expect_err("no such device");
         assert!(err.to_string().contains("cilt-nodev0"), "{err}");
     }

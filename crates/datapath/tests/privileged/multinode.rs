@@ -139,6 +139,7 @@ impl Cluster {
             ns.ip(&["link", "set", VXLAN, "up"]);
             config.routing = Routing::Tunnel {
                 device: VXLAN.to_string(),
+                port: VXLAN_PORT,
             };
             TUNNEL_POD_MTU
         } else {

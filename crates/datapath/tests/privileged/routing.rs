@@ -60,6 +60,7 @@ impl Node {
         let mut config = root.config(TRACE_AGGREGATE_ACTIVE_CT, AttachPreference::Auto);
         config.routing = Routing::Tunnel {
             device: VXLAN.to_string(),
+            port: 8472,
         };
         let dp = ns.run(move || open_datapath(config));
         assert_eq!(dp.tunnel_ifindex(), Some(tunnel_ifindex));
