@@ -26,6 +26,9 @@
  *
  * A frontend without backends fails connect() and sendto() at once: the
  * hook rejects the call and the application gets EPERM, as with Cilium.
+ *
+ * Every translation, forward or reverse, is reported in cilium_events as
+ * one trace-sock record (lib/trace_sock.h) naming both addresses.
  */
 #include <linux/in.h>
 
@@ -33,6 +36,7 @@
 #include "lib/ipcache.h"
 #include "lib/lb.h"
 #include "lib/lb4_select.h"
+#include "lib/trace_sock.h"
 
 /* Return values of cgroup socket-address hooks. */
 #define SYS_REJECT	0
@@ -106,6 +110,7 @@ static __always_inline enum sock4_fwd sock4_xlate_fwd(struct bpf_sock_addr *ctx)
 	__be16 dport = (__be16)ctx->user_port;
 	struct lb4_sock_rev_entry rev = {};
 	struct lb4_sock_rev_key key = {};
+	struct trace_sock_xlate xlate;
 	struct lb4_backend *backend;
 	struct lb4_frontend fe;
 	struct lb4_client client;
@@ -139,6 +144,15 @@ static __always_inline enum sock4_fwd sock4_xlate_fwd(struct bpf_sock_addr *ctx)
 
 	ctx->user_ip4 = backend->address;
 	ctx->user_port = (__u32)backend->port;
+
+	xlate.xlate_point = XLATE_POST_DIRECTION_FWD;
+	xlate.cookie = cookie;
+	xlate.ip4 = backend->address;
+	xlate.port = backend->port;
+	xlate.orig_ip4 = daddr;
+	xlate.orig_port = dport;
+	xlate.rev_nat = fe.svc->rev_nat_index;
+	send_trace_sock_notify4(ctx, &xlate);
 	return SOCK4_FWD_DONE;
 }
 
@@ -158,6 +172,7 @@ static __always_inline void sock4_xlate_rev(struct bpf_sock_addr *ctx)
 {
 	struct lb4_sock_rev_key key = {};
 	struct lb4_sock_rev_entry *rev;
+	struct trace_sock_xlate xlate;
 
 	key.cookie = bpf_get_socket_cookie(ctx);
 	key.address = ctx->user_ip4;
@@ -172,6 +187,15 @@ static __always_inline void sock4_xlate_rev(struct bpf_sock_addr *ctx)
 	}
 	ctx->user_ip4 = rev->address;
 	ctx->user_port = (__u32)rev->port;
+
+	xlate.xlate_point = XLATE_POST_DIRECTION_REV;
+	xlate.cookie = key.cookie;
+	xlate.ip4 = rev->address;
+	xlate.port = rev->port;
+	xlate.orig_ip4 = key.address;
+	xlate.orig_port = key.port;
+	xlate.rev_nat = rev->rev_nat_index;
+	send_trace_sock_notify4(ctx, &xlate);
 }
 
 SEC("cgroup/connect4")

@@ -15,6 +15,7 @@
 #include "conntrack.h"
 #include "metrics.h"
 #include "trace.h"
+#include "trace_sock.h"
 #include "drop.h"
 #include "policy.h"
 
@@ -88,6 +89,21 @@ ASSERT_OFFSET(struct trace_notify, flags, 27);
 ASSERT_OFFSET(struct trace_notify, ifindex, 28);
 ASSERT_OFFSET(struct trace_notify, orig_ip4, 32);
 ASSERT_OFFSET(struct trace_notify, rev_nat, 36);
+
+/* Mirrored in crates/datapath/src/events.rs (TraceSockNotify). */
+ASSERT_LAYOUT(struct trace_sock_notify, 56);
+ASSERT_OFFSET(struct trace_sock_notify, xlate_point, 1);
+ASSERT_OFFSET(struct trace_sock_notify, l4_proto, 2);
+ASSERT_OFFSET(struct trace_sock_notify, flags, 3);
+ASSERT_OFFSET(struct trace_sock_notify, dst_port, 4);
+ASSERT_OFFSET(struct trace_sock_notify, sock_cookie, 8);
+ASSERT_OFFSET(struct trace_sock_notify, cgroup_id, 16);
+ASSERT_OFFSET(struct trace_sock_notify, dst_ip4, 24);
+ASSERT_OFFSET(struct trace_sock_notify, orig_ip4, 40);
+ASSERT_OFFSET(struct trace_sock_notify, orig_port, 44);
+ASSERT_OFFSET(struct trace_sock_notify, rev_nat, 46);
+ASSERT_OFFSET(struct trace_sock_notify, src_ip4, 48);
+ASSERT_OFFSET(struct trace_sock_notify, src_port, 52);
 
 ASSERT_LAYOUT(struct drop_notify, 36);
 ASSERT_OFFSET(struct drop_notify, src_label, 16);

@@ -1,7 +1,7 @@
 //! Numeric codes the datapath reports, with their user-facing names: drop
-//! reasons, trace observation points, trace reasons, metric directions and
-//! source files. The numbers and texts follow Cilium so that monitor output
-//! and flows read the same.
+//! reasons, trace observation points, trace reasons, socket translation
+//! points, metric directions and source files. The numbers and texts
+//! follow Cilium so that monitor output and flows read the same.
 
 use std::fmt;
 
@@ -235,6 +235,81 @@ impl fmt::Display for TraceReason {
     }
 }
 
+/// A socket translation point (`xlate_point` of a trace-sock notification,
+/// flow.proto `SocketTranslationPoint`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct XlatePoint(pub u8);
+
+impl XlatePoint {
+    /// The destination an application gave, before a forward translation.
+    pub const PRE_DIRECTION_FWD: Self = Self(1);
+    /// The destination after a forward translation (a backend).
+    pub const POST_DIRECTION_FWD: Self = Self(2);
+    /// The peer a socket received from, before a reverse translation.
+    pub const PRE_DIRECTION_REV: Self = Self(3);
+    /// The peer after a reverse translation (the frontend).
+    pub const POST_DIRECTION_REV: Self = Self(4);
+
+    /// Cilium's name, e.g. `pre-xlate-fwd`; `unknown` when unknown.
+    pub fn name(self) -> &'static str {
+        match self.0 {
+            1 => "pre-xlate-fwd",
+            2 => "post-xlate-fwd",
+            3 => "pre-xlate-rev",
+            4 => "post-xlate-rev",
+            _ => "unknown",
+        }
+    }
+
+    /// Whether this point belongs to a reverse translation (recvmsg, getpeername).
+    pub fn is_reverse(self) -> bool {
+        self == Self::PRE_DIRECTION_REV || self == Self::POST_DIRECTION_REV
+    }
+
+    /// Whether the address at this point is the translated one.
+    pub fn is_post(self) -> bool {
+        self == Self::POST_DIRECTION_FWD || self == Self::POST_DIRECTION_REV
+    }
+}
+
+impl fmt::Display for XlatePoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The transport protocol of a translated socket, as a trace-sock
+/// notification names it (Cilium's `enum l4_protocol`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SockProtocol {
+    /// TCP (`L4_PROTOCOL_TCP`, 1).
+    Tcp,
+    /// UDP (`L4_PROTOCOL_UDP`, 2).
+    Udp,
+    /// Any other value.
+    Unknown(u8),
+}
+
+impl SockProtocol {
+    /// The protocol a record's `l4_proto` byte names.
+    pub fn from_code(code: u8) -> Self {
+        match code {
+            1 => Self::Tcp,
+            2 => Self::Udp,
+            other => Self::Unknown(other),
+        }
+    }
+
+    /// Lowercase name as `cilium monitor` prints it: `tcp`, `udp`, `unknown`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Tcp => "tcp",
+            Self::Udp => "udp",
+            Self::Unknown(_) => "unknown",
+        }
+    }
+}
+
 /// Direction bits of a metrics key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum MetricDirection {
@@ -355,6 +430,29 @@ mod tests {
         assert_eq!(TraceReason::REPLY.to_string(), "reply");
         assert!(TraceReason::REPLY.is_reply());
         assert!(!TraceReason::ESTABLISHED.is_reply());
+    }
+
+    #[test]
+    fn xlate_points_use_cilium_names() {
+        let names: Vec<&str> = (0..=5).map(|n| XlatePoint(n).name()).collect();
+        assert_eq!(
+            names,
+            [
+                "unknown",
+                "pre-xlate-fwd",
+                "post-xlate-fwd",
+                "pre-xlate-rev",
+                "post-xlate-rev",
+                "unknown"
+            ]
+        );
+        assert!(XlatePoint::POST_DIRECTION_REV.is_reverse());
+        assert!(XlatePoint::POST_DIRECTION_REV.is_post());
+        assert!(!XlatePoint::POST_DIRECTION_FWD.is_reverse());
+        assert!(!XlatePoint::PRE_DIRECTION_FWD.is_post());
+        assert_eq!(SockProtocol::from_code(1).name(), "tcp");
+        assert_eq!(SockProtocol::from_code(2).name(), "udp");
+        assert_eq!(SockProtocol::from_code(9), SockProtocol::Unknown(9));
     }
 
     #[test]

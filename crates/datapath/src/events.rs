@@ -2,6 +2,8 @@
 //! events. Records come from the kernel but are treated as untrusted bytes:
 //! short, unknown or inconsistent input is an error, never a panic.
 
+use std::net::{Ipv4Addr, SocketAddrV4};
+
 use thiserror::Error;
 
 use crate::abi::{
@@ -9,7 +11,55 @@ use crate::abi::{
     CILIUM_NOTIFY_POLICY_VERDICT, CILIUM_NOTIFY_TRACE, NOTIFY_DROP_VER, NOTIFY_POLICY_VER,
     NOTIFY_TRACE_VER,
 };
-use crate::codes::{DropReason, ObservationPoint, TraceReason};
+use crate::codes::{DropReason, ObservationPoint, SockProtocol, TraceReason, XlatePoint};
+
+/// `CILIUM_NOTIFY_TRACE_SOCK`: type of a socket translation notification.
+pub const CILIUM_NOTIFY_TRACE_SOCK: u8 = 7;
+
+/// `TRACE_SOCK_FLAG_IPV6`: a trace-sock record's addresses are IPv6.
+pub const TRACE_SOCK_FLAG_IPV6: u8 = 0x01;
+
+/// `struct trace_sock_notify` (`bpf/lib/trace_sock.h`): Cilium's 40-byte
+/// layout followed by this datapath's extension. Fields named `*_port` and
+/// `rev_nat` are in network order, as the kernel wrote them.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TraceSockNotify {
+    /// [`CILIUM_NOTIFY_TRACE_SOCK`].
+    pub kind: u8,
+    /// [`XlatePoint`] number.
+    pub xlate_point: u8,
+    /// [`SockProtocol`] code.
+    pub l4_proto: u8,
+    /// [`TRACE_SOCK_FLAG_IPV6`].
+    pub flags: u8,
+    /// Port after the translation.
+    pub dst_port: [u8; 2],
+    /// Zero.
+    pub pad1: u16,
+    /// `bpf_get_socket_cookie()`.
+    pub sock_cookie: u64,
+    /// `bpf_get_current_cgroup_id()`.
+    pub cgroup_id: u64,
+    /// Address after the translation (IPv4 in the first four bytes).
+    pub dst_ip: [u8; 16],
+    /// Address before the translation.
+    pub orig_ip4: [u8; 4],
+    /// Port before the translation.
+    pub orig_port: [u8; 2],
+    /// Reverse-NAT index of the frontend.
+    pub rev_nat: [u8; 2],
+    /// The socket's own address (0 while unbound).
+    pub src_ip4: [u8; 4],
+    /// The socket's own port (0 while unbound).
+    pub src_port: [u8; 2],
+    /// Zero.
+    pub pad2: u16,
+}
+
+// SAFETY: repr(C) with only integer fields and arrays and no implicit padding
+// (the layout test checks the size), so every bit pattern is valid.
+unsafe impl aya::Pod for TraceSockNotify {}
 
 /// Why a record could not be decoded.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -31,6 +81,12 @@ pub enum EventParseError {
         kind: u8,
         /// Record length.
         len: usize,
+    },
+    /// The record uses an address family this datapath does not report.
+    #[error("{kind} record has IPv6 addresses; this datapath decodes IPv4 only")]
+    Ipv6Unsupported {
+        /// Record kind.
+        kind: &'static str,
     },
     /// The layout version is not the one this crate understands.
     #[error("{kind} record has layout version {version}, expected {expected}")]
@@ -178,6 +234,89 @@ impl PolicyVerdictEvent {
     }
 }
 
+/// A socket address socket LB translated (`CILIUM_NOTIFY_TRACE_SOCK`): a
+/// connect or send to a service frontend pointed at a backend (forward), or
+/// a backend shown to the application as the frontend (reverse).
+///
+/// The datapath reports each translation once, at its post point, with the
+/// address on both sides of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceSockEvent {
+    /// Where the translation was observed (post-xlate-fwd or post-xlate-rev).
+    pub xlate_point: XlatePoint,
+    /// Transport protocol of the socket.
+    pub protocol: SockProtocol,
+    /// The socket's cookie.
+    pub socket_cookie: u64,
+    /// The cgroup of the process that made the call.
+    pub cgroup_id: u64,
+    /// The address after the translation: the backend (forward) or the
+    /// frontend (reverse).
+    pub address: SocketAddrV4,
+    /// The address before it: the frontend (forward) or the backend (reverse).
+    pub orig_address: SocketAddrV4,
+    /// Reverse-NAT index of the frontend; 0 when not reported.
+    pub rev_nat: u16,
+    /// The socket's own address; unspecified while the socket is not bound
+    /// (a first connect() runs before the kernel picks one).
+    pub local_address: SocketAddrV4,
+}
+
+impl TraceSockEvent {
+    /// The service frontend the translation is about.
+    pub fn frontend(&self) -> SocketAddrV4 {
+        if self.address_is_frontend() {
+            self.address
+        } else {
+            self.orig_address
+        }
+    }
+
+    /// The backend the translation is about.
+    pub fn backend(&self) -> SocketAddrV4 {
+        if self.address_is_frontend() {
+            self.orig_address
+        } else {
+            self.address
+        }
+    }
+
+    /// Whether [`address`](Self::address) is the frontend: before a forward translation
+    /// and after a reverse one.
+    fn address_is_frontend(&self) -> bool {
+        self.xlate_point == XlatePoint::PRE_DIRECTION_FWD
+            || self.xlate_point == XlatePoint::POST_DIRECTION_REV
+    }
+
+    /// Decodes one ring buffer record of type `CILIUM_NOTIFY_TRACE_SOCK`.
+    pub fn parse(record: &[u8]) -> Result<Self, EventParseError> {
+        let (msg, _) = read_struct::<TraceSockNotify>(record, "trace-sock")?;
+        if msg.kind != CILIUM_NOTIFY_TRACE_SOCK {
+            return Err(EventParseError::UnknownType {
+                kind: msg.kind,
+                len: record.len(),
+            });
+        }
+        if msg.flags & TRACE_SOCK_FLAG_IPV6 != 0 {
+            return Err(EventParseError::Ipv6Unsupported { kind: "trace-sock" });
+        }
+        let v4 = |ip: [u8; 4], port: [u8; 2]| {
+            SocketAddrV4::new(Ipv4Addr::from(ip), u16::from_be_bytes(port))
+        };
+        let [a, b, c, d, ..] = msg.dst_ip;
+        Ok(Self {
+            xlate_point: XlatePoint(msg.xlate_point),
+            protocol: SockProtocol::from_code(msg.l4_proto),
+            socket_cookie: msg.sock_cookie,
+            cgroup_id: msg.cgroup_id,
+            address: v4([a, b, c, d], msg.dst_port),
+            orig_address: v4(msg.orig_ip4, msg.orig_port),
+            rev_nat: u16::from_be_bytes(msg.rev_nat),
+            local_address: v4(msg.src_ip4, msg.src_port),
+        })
+    }
+}
+
 /// One notification from the datapath.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DatapathEvent {
@@ -187,6 +326,8 @@ pub enum DatapathEvent {
     Drop(DropEvent),
     /// A policy verdict on a new connection.
     PolicyVerdict(PolicyVerdictEvent),
+    /// A socket address translated by socket LB.
+    TraceSock(TraceSockEvent),
 }
 
 impl DatapathEvent {
@@ -205,6 +346,7 @@ impl DatapathEvent {
             CILIUM_NOTIFY_POLICY_VERDICT => {
                 PolicyVerdictEvent::parse(record).map(Self::PolicyVerdict)
             }
+            CILIUM_NOTIFY_TRACE_SOCK => TraceSockEvent::parse(record).map(Self::TraceSock),
             kind => Err(EventParseError::UnknownType {
                 kind,
                 len: record.len(),
@@ -212,12 +354,14 @@ impl DatapathEvent {
         }
     }
 
-    /// The common header.
-    pub fn header(&self) -> &EventHeader {
+    /// The common header of a packet notification; `None` for a socket
+    /// translation, which has no packet.
+    pub fn header(&self) -> Option<&EventHeader> {
         match self {
-            Self::Trace(trace) => &trace.header,
-            Self::Drop(drop) => &drop.header,
-            Self::PolicyVerdict(verdict) => &verdict.header,
+            Self::Trace(trace) => Some(&trace.header),
+            Self::Drop(drop) => Some(&drop.header),
+            Self::PolicyVerdict(verdict) => Some(&verdict.header),
+            Self::TraceSock(_) => None,
         }
     }
 }
@@ -429,8 +573,8 @@ mod tests {
             Ok(DatapathEvent::PolicyVerdict(verdict))
         );
         assert_eq!(
-            DatapathEvent::parse(&record).map(|e| e.header().source_endpoint),
-            Ok(743)
+            DatapathEvent::parse(&record).map(|e| e.header().map(|h| h.source_endpoint)),
+            Ok(Some(743))
         );
         assert!(matches!(
             DatapathEvent::parse(&record[..39]),
@@ -445,6 +589,101 @@ mod tests {
         ));
         assert!(matches!(
             PolicyVerdictEvent::parse(&drop_record(0, &[0; 8])),
+            Err(EventParseError::UnknownType { kind: 1, .. })
+        ));
+    }
+
+    /// A forward translation record: a connect to 10.96.0.10:80/TCP (reverse-NAT
+    /// index 3) pointed at 10.0.2.7:8080.
+    fn trace_sock_record(xlate_point: u8) -> Vec<u8> {
+        let msg = TraceSockNotify {
+            kind: CILIUM_NOTIFY_TRACE_SOCK,
+            xlate_point,
+            l4_proto: 1,
+            dst_port: 8080u16.to_be_bytes(),
+            sock_cookie: 0xc0ffee,
+            cgroup_id: 4242,
+            dst_ip: [10, 0, 2, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            orig_ip4: [10, 96, 0, 10],
+            orig_port: 80u16.to_be_bytes(),
+            rev_nat: 3u16.to_be_bytes(),
+            src_ip4: [10, 0, 1, 5],
+            src_port: 34219u16.to_be_bytes(),
+            ..TraceSockNotify::default()
+        };
+        bytes_of(&msg)
+    }
+
+    #[test]
+    fn trace_sock_layout_matches_the_c_struct() {
+        use std::mem::offset_of;
+        assert_eq!(size_of::<TraceSockNotify>(), 56);
+        assert_eq!(offset_of!(TraceSockNotify, xlate_point), 1);
+        assert_eq!(offset_of!(TraceSockNotify, l4_proto), 2);
+        assert_eq!(offset_of!(TraceSockNotify, flags), 3);
+        assert_eq!(offset_of!(TraceSockNotify, dst_port), 4);
+        assert_eq!(offset_of!(TraceSockNotify, sock_cookie), 8);
+        assert_eq!(offset_of!(TraceSockNotify, cgroup_id), 16);
+        assert_eq!(offset_of!(TraceSockNotify, dst_ip), 24);
+        assert_eq!(offset_of!(TraceSockNotify, orig_ip4), 40);
+        assert_eq!(offset_of!(TraceSockNotify, orig_port), 44);
+        assert_eq!(offset_of!(TraceSockNotify, rev_nat), 46);
+        assert_eq!(offset_of!(TraceSockNotify, src_ip4), 48);
+        assert_eq!(offset_of!(TraceSockNotify, src_port), 52);
+    }
+
+    #[test]
+    fn parses_a_forward_socket_translation() {
+        let record = trace_sock_record(2);
+        let DatapathEvent::TraceSock(sock) = DatapathEvent::parse(&record).expect("valid record")
+        else {
+            panic!("expected a trace-sock event");
+        };
+        assert_eq!(sock.xlate_point, XlatePoint::POST_DIRECTION_FWD);
+        assert_eq!(sock.protocol, SockProtocol::Tcp);
+        assert_eq!((sock.socket_cookie, sock.cgroup_id), (0xc0ffee, 4242));
+        assert_eq!(sock.address, "10.0.2.7:8080".parse().expect("addr"));
+        assert_eq!(sock.orig_address, "10.96.0.10:80".parse().expect("addr"));
+        assert_eq!(sock.frontend(), sock.orig_address);
+        assert_eq!(sock.backend(), sock.address);
+        assert_eq!(sock.rev_nat, 3);
+        assert_eq!(sock.local_address, "10.0.1.5:34219".parse().expect("addr"));
+        assert_eq!(DatapathEvent::TraceSock(sock).header(), None);
+    }
+
+    #[test]
+    fn reverse_translation_swaps_frontend_and_backend() {
+        let mut record = trace_sock_record(4);
+        // A reverse record carries the frontend as the translated address.
+        record[24..28].copy_from_slice(&[10, 96, 0, 10]);
+        record[4..6].copy_from_slice(&80u16.to_be_bytes());
+        record[40..44].copy_from_slice(&[10, 0, 2, 7]);
+        record[44..46].copy_from_slice(&8080u16.to_be_bytes());
+        let sock = TraceSockEvent::parse(&record).expect("valid record");
+        assert!(sock.xlate_point.is_reverse());
+        assert_eq!(sock.frontend(), "10.96.0.10:80".parse().expect("addr"));
+        assert_eq!(sock.backend(), "10.0.2.7:8080".parse().expect("addr"));
+    }
+
+    #[test]
+    fn rejects_short_ipv6_and_mistyped_trace_sock_records() {
+        let record = trace_sock_record(2);
+        assert!(matches!(
+            DatapathEvent::parse(&record[..40]),
+            Err(EventParseError::Truncated {
+                kind: "trace-sock",
+                len: 40,
+                needed: 56
+            })
+        ));
+        let mut v6 = record.clone();
+        v6[3] = TRACE_SOCK_FLAG_IPV6;
+        assert_eq!(
+            DatapathEvent::parse(&v6),
+            Err(EventParseError::Ipv6Unsupported { kind: "trace-sock" })
+        );
+        assert!(matches!(
+            TraceSockEvent::parse(&drop_record(0, &[0; 40])),
             Err(EventParseError::UnknownType { kind: 1, .. })
         ));
     }
@@ -511,6 +750,7 @@ mod tests {
                 CILIUM_NOTIFY_DROP,
                 CILIUM_NOTIFY_TRACE,
                 CILIUM_NOTIFY_POLICY_VERDICT,
+                CILIUM_NOTIFY_TRACE_SOCK,
             ] {
                 let mut typed = record.clone();
                 if let Some(first) = typed.first_mut() {
@@ -518,6 +758,7 @@ mod tests {
                 }
                 let _ = DatapathEvent::parse(&typed);
                 let _ = PolicyVerdictEvent::parse(&typed);
+                let _ = TraceSockEvent::parse(&typed);
             }
         }
     }

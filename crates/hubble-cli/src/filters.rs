@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use cilium_datapath::codes::ObservationPoint;
+use cilium_datapath::codes::{ObservationPoint, XlatePoint};
 use cilium_hubble::decode::message_type;
 use cilium_hubble::flow::{
     DropReason, EventTypeFilter, FlowFilter, TcpFlags, TrafficDirection, Verdict, Workload,
@@ -398,7 +398,7 @@ const EVENT_TYPES: [(&str, i32); 8] = [
     ("capture", 3),
     ("trace", message_type::TRACE),
     ("policy-verdict", message_type::POLICY_VERDICT),
-    ("trace-sock", 7),
+    ("trace-sock", message_type::TRACE_SOCK),
     ("l7", 129),
     ("agent", 130),
 ];
@@ -420,13 +420,8 @@ fn event_type(value: &str) -> Result<EventTypeFilter, FilterFlagError> {
         Some(sub) => Some(
             sub.parse::<i32>()
                 .ok()
-                .or_else(|| {
-                    (kind == message_type::TRACE)
-                        .then(|| (0..=11u8).find(|&p| ObservationPoint(p).name() == sub))
-                        .flatten()
-                        .map(i32::from)
-                })
-                .ok_or_else(|| invalid("type", value, "a numeric SUBTYPE or, for trace, an observation point (to-endpoint, to-stack, ...)"))?,
+                .or_else(|| named_sub_type(kind, sub))
+                .ok_or_else(|| invalid("type", value, "a numeric SUBTYPE or, for trace, an observation point (to-endpoint, to-stack, ...), for trace-sock a translation point (pre-xlate-fwd, post-xlate-fwd, pre-xlate-rev, post-xlate-rev)"))?,
         ),
     };
     Ok(EventTypeFilter {
@@ -434,6 +429,16 @@ fn event_type(value: &str) -> Result<EventTypeFilter, FilterFlagError> {
         match_sub_type: sub_type.is_some(),
         sub_type: sub_type.unwrap_or(0),
     })
+}
+
+/// A subtype by name: an observation point of a trace, a translation point of a trace-sock.
+fn named_sub_type(kind: i32, sub: &str) -> Option<i32> {
+    let point = match kind {
+        message_type::TRACE => (0..=11u8).find(|&p| ObservationPoint(p).name() == sub),
+        message_type::TRACE_SOCK => (1..=4u8).find(|&p| XlatePoint(p).name() == sub),
+        _ => None,
+    };
+    point.map(i32::from)
 }
 
 fn tcp_flags(value: &str) -> Result<TcpFlags, FilterFlagError> {
@@ -592,6 +597,24 @@ mod tests {
                 ..Default::default()
             }]
         );
+    }
+
+    #[test]
+    fn trace_sock_types_and_translation_points() {
+        let (allow, _) = lists(&[
+            "--type",
+            "trace-sock",
+            "--type",
+            "trace-sock:post-xlate-fwd",
+            "--type",
+            "trace-sock:3",
+        ]);
+        let kinds: Vec<(i32, bool, i32)> = allow[0]
+            .event_type
+            .iter()
+            .map(|t| (t.r#type, t.match_sub_type, t.sub_type))
+            .collect();
+        assert_eq!(kinds, [(7, false, 0), (7, true, 2), (7, true, 3)]);
     }
 
     #[test]

@@ -1,11 +1,14 @@
 //! How Hubble shows the parts of a flow: the time (`Nov 26 10:00:00.123`, UTC), each end as
 //! `namespace/pod:port` (else the IP), identities as `(ID:1234)` or a reserved name such as
 //! `(world)`, the event type (`to-endpoint`, `Policy denied`, `policy-verdict:L3-L4
-//! INGRESS`), the verdict (ALLOWED/DENIED/AUDITED for policy verdicts) and the summary.
+//! INGRESS`, `post-xlate-fwd`), the verdict (ALLOWED/DENIED/AUDITED for policy verdicts) and
+//! the summary.
 
-use cilium_datapath::codes::{DropReason, ObservationPoint};
+use cilium_datapath::codes::{DropReason, ObservationPoint, XlatePoint};
 use cilium_hubble::decode::message_type;
-use cilium_hubble::flow::{layer4::Protocol, AuthType, Endpoint, Flow, TrafficDirection, Verdict};
+use cilium_hubble::flow::{
+    layer4::Protocol, AuthType, Endpoint, Flow, SocketTranslationPoint, TrafficDirection, Verdict,
+};
 use cilium_hubble::Timestamp;
 
 use crate::filters::reserved_identity_name;
@@ -126,7 +129,7 @@ fn match_type(kind: u32) -> &'static str {
 }
 
 /// The event type column: the observation point of a trace, the reason of a drop, the
-/// match and direction of a policy verdict.
+/// match and direction of a policy verdict, the translation point of a socket translation.
 pub fn flow_type(flow: &Flow) -> String {
     if let Some(l7) = flow.l7.as_ref() {
         return format!("l7-{}", l7.r#type().as_str_name().to_ascii_lowercase());
@@ -145,6 +148,13 @@ pub fn flow_type(flow: &Flow) -> String {
                 .unwrap_or(TrafficDirection::Unknown)
                 .as_str_name()
         ),
+        message_type::TRACE_SOCK => match XlatePoint(sub) {
+            point if point.name() != "unknown" => point.name().to_string(),
+            _ => SocketTranslationPoint::try_from(flow.sock_xlate_point)
+                .unwrap_or(SocketTranslationPoint::SockXlatePointUnknown)
+                .as_str_name()
+                .to_string(),
+        },
         _ => "UNKNOWN".into(),
     }
 }

@@ -409,6 +409,45 @@ mod tests {
     }
 
     #[test]
+    #[allow(deprecated)]
+    fn socket_translations_show_their_translation_point() {
+        let connect = Flow {
+            time: at(),
+            verdict: Verdict::Translated as i32,
+            ip: ip("10.0.1.6", "10.0.2.7"),
+            l4: tcp(39042, 8080, TcpFlags::default()),
+            source: pod("tiefighter", 1234, &[]),
+            destination: pod("deathstar", 5678, &[]),
+            event_type: Some(CiliumEventType {
+                r#type: 7,
+                sub_type: 2,
+            }),
+            sock_xlate_point: 2,
+            node_name: "default/node1".into(),
+            summary: "TCP".into(),
+            ..Default::default()
+        };
+        let pre = Flow {
+            verdict: Verdict::Traced as i32,
+            event_type: Some(CiliumEventType {
+                r#type: 7,
+                sub_type: 1,
+            }),
+            sock_xlate_point: 1,
+            ..connect.clone()
+        };
+        let (out, _) = print(Output::Compact, false, &[connect, pre]);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "Nov 26 10:00:00.123: default/tiefighter:39042 (ID:1234) <> default/deathstar:8080 (ID:5678) post-xlate-fwd TRANSLATED (TCP)",
+                "Nov 26 10:00:00.123: default/tiefighter:39042 (ID:1234) <> default/deathstar:8080 (ID:5678) pre-xlate-fwd TRACED (TCP)",
+            ]
+        );
+    }
+
+    #[test]
     fn single_digit_days_are_space_padded() {
         let mut flow = recorded().remove(0);
         flow.time = Some(Timestamp {

@@ -1,4 +1,5 @@
-//! Datapath events (trace, drop, policy verdict) decoded into flows with full context.
+//! Datapath events (trace, drop, policy verdict, socket translation) decoded into flows with
+//! full context.
 //!
 //! Each event's headers give the verdict, reason, observation point and the identities the
 //! datapath knew; the captured packet gives addresses, ports and flags; the [`FlowContext`]
@@ -23,6 +24,8 @@ use cilium_hubble_proto::Timestamp;
 use crate::context::{EndpointInfo, FlowContext, FrontendProtocol};
 use crate::layers::{self, Layers};
 
+mod sock;
+
 /// Monitor message types (`pkg/monitor/api`): the `event_type.type` of a flow.
 pub mod message_type {
     /// A dropped packet.
@@ -31,6 +34,8 @@ pub mod message_type {
     pub const TRACE: i32 = 4;
     /// A policy decision on a new connection.
     pub const POLICY_VERDICT: i32 = 5;
+    /// A socket address translated by socket LB.
+    pub const TRACE_SOCK: i32 = 7;
 }
 
 /// Set in a trace reason when the packet was encrypted.
@@ -60,15 +65,16 @@ impl FlowDecoder {
 
     /// The flow for one event observed at `time`.
     pub fn decode(&self, event: &DatapathEvent, time: Timestamp) -> Flow {
-        let mut flow = match event {
-            DatapathEvent::Trace(trace) => self.trace(trace),
-            DatapathEvent::Drop(drop) => self.drop(drop),
-            DatapathEvent::PolicyVerdict(verdict) => self.policy_verdict(verdict),
+        let (mut flow, kind) = match event {
+            DatapathEvent::Trace(trace) => (self.trace(trace), FlowType::L3L4),
+            DatapathEvent::Drop(drop) => (self.drop(drop), FlowType::L3L4),
+            DatapathEvent::PolicyVerdict(verdict) => (self.policy_verdict(verdict), FlowType::L3L4),
+            DatapathEvent::TraceSock(sock) => (self.trace_sock(sock), FlowType::Sock),
         };
         flow.time = Some(time);
         flow.uuid = uuid::Uuid::new_v4().to_string();
         flow.node_name = self.node_name.clone();
-        flow.r#type = FlowType::L3L4 as i32;
+        flow.r#type = kind as i32;
         flow
     }
 
@@ -321,13 +327,13 @@ mod tests {
     use super::*;
     use crate::layers::tests::tcp_frame;
 
-    const XWING: [u8; 4] = [10, 0, 1, 5];
-    const DEATHSTAR: [u8; 4] = [10, 0, 2, 7];
+    pub(super) const XWING: [u8; 4] = [10, 0, 1, 5];
+    pub(super) const DEATHSTAR: [u8; 4] = [10, 0, 2, 7];
     /// The `deathstar` Service's ClusterIP (port 80/TCP, reverse-NAT index 3).
-    const DEATHSTAR_SVC: [u8; 4] = [10, 96, 0, 10];
-    const DEATHSTAR_REV_NAT: u16 = 3;
+    pub(super) const DEATHSTAR_SVC: [u8; 4] = [10, 96, 0, 10];
+    pub(super) const DEATHSTAR_REV_NAT: u16 = 3;
 
-    fn deathstar_service() -> Service {
+    pub(super) fn deathstar_service() -> Service {
         Service {
             name: "deathstar".into(),
             namespace: "default".into(),
@@ -414,7 +420,7 @@ mod tests {
         }
     }
 
-    fn decoder() -> FlowDecoder {
+    pub(super) fn decoder() -> FlowDecoder {
         FlowDecoder::new("default/node2", Node2::new())
     }
 
@@ -426,7 +432,7 @@ mod tests {
         }
     }
 
-    fn at() -> Timestamp {
+    pub(super) fn at() -> Timestamp {
         Timestamp {
             seconds: 1_700_000_000,
             nanos: 0,

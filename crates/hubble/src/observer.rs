@@ -146,7 +146,12 @@ impl Observer {
 fn becomes_flow(record: &[u8]) -> bool {
     matches!(
         record.first().map(|&kind| i32::from(kind)),
-        Some(message_type::DROP | message_type::TRACE | message_type::POLICY_VERDICT)
+        Some(
+            message_type::DROP
+                | message_type::TRACE
+                | message_type::POLICY_VERDICT
+                | message_type::TRACE_SOCK
+        )
     )
 }
 
@@ -154,6 +159,13 @@ fn becomes_flow(record: &[u8]) -> bool {
 mod tests {
     use super::*;
     use crate::context::NoContext;
+
+    #[test]
+    fn socket_translations_become_flows_and_debug_records_do_not() {
+        assert!(becomes_flow(&[7, 2, 1, 0]));
+        assert!(becomes_flow(&[4]) && becomes_flow(&[1]) && becomes_flow(&[5]));
+        assert!(!becomes_flow(&[2]) && !becomes_flow(&[]));
+    }
 
     #[test]
     fn status_counts_flows_seen_and_held() {

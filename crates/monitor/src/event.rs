@@ -2,9 +2,11 @@
 //! the interface name, and the captured packet's summary. Its serde form is the `-o json`
 //! output of `cilium monitor`.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 
-use cilium_datapath::codes::{source_file_name, DropReason, ObservationPoint, TraceReason};
+use cilium_datapath::codes::{
+    source_file_name, DropReason, ObservationPoint, SockProtocol, TraceReason, XlatePoint,
+};
 use cilium_datapath::{DatapathEvent, EventParseError};
 use serde::{Serialize, Serializer};
 
@@ -32,6 +34,29 @@ pub enum MonitorEvent {
     Trace(TraceEvent),
     Drop(DropEvent),
     PolicyVerdict(PolicyVerdictEvent),
+    TraceSock(TraceSockEvent),
+}
+
+/// A socket address socket LB translated (`trace_sock_notify`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TraceSockEvent {
+    /// `post-xlate-fwd` (connect or send to a frontend) or `post-xlate-rev` (a backend shown
+    /// as the frontend).
+    #[serde(serialize_with = "xlate_point_name")]
+    pub xlate_point: XlatePoint,
+    pub cgroup_id: u64,
+    pub sock_cookie: u64,
+    /// The address after the translation.
+    pub dst: SocketAddrV4,
+    /// The address before it.
+    pub orig_dst: SocketAddrV4,
+    /// `tcp`, `udp` or `unknown`.
+    #[serde(serialize_with = "sock_protocol_name")]
+    pub protocol: SockProtocol,
+    /// Reverse-NAT index (service frontend ID); 0 when not reported.
+    pub rev_nat: u16,
+    /// The socket's own address; unspecified while it is not bound.
+    pub src: SocketAddrV4,
 }
 
 /// A packet seen at an observation point (`trace_notify`).
@@ -149,6 +174,14 @@ impl PolicyAction {
     }
 }
 
+fn xlate_point_name<S: Serializer>(point: &XlatePoint, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(point.name())
+}
+
+fn sock_protocol_name<S: Serializer>(protocol: &SockProtocol, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(protocol.name())
+}
+
 fn point_name<S: Serializer>(point: &ObservationPoint, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(point.name())
 }
@@ -256,6 +289,16 @@ impl MonitorEvent {
                 original_len: v.header.len_orig,
                 summary: decode_ethernet(&v.payload),
             }),
+            DatapathEvent::TraceSock(t) => MonitorEvent::TraceSock(TraceSockEvent {
+                xlate_point: t.xlate_point,
+                cgroup_id: t.cgroup_id,
+                sock_cookie: t.socket_cookie,
+                dst: t.address,
+                orig_dst: t.orig_address,
+                protocol: t.protocol,
+                rev_nat: t.rev_nat,
+                src: t.local_address,
+            }),
         }
     }
 
@@ -264,15 +307,18 @@ impl MonitorEvent {
             MonitorEvent::Trace(_) => EventKind::Trace,
             MonitorEvent::Drop(_) => EventKind::Drop,
             MonitorEvent::PolicyVerdict(_) => EventKind::PolicyVerdict,
+            MonitorEvent::TraceSock(_) => EventKind::TraceSock,
         }
     }
 
-    /// Endpoint that emitted the event.
+    /// Endpoint that emitted the event; 0 for socket translations, which the node's cgroup
+    /// hooks report.
     pub fn source_endpoint(&self) -> u16 {
         match self {
             MonitorEvent::Trace(t) => t.source_endpoint,
             MonitorEvent::Drop(d) => d.source_endpoint,
             MonitorEvent::PolicyVerdict(v) => v.source_endpoint,
+            MonitorEvent::TraceSock(_) => 0,
         }
     }
 
@@ -286,21 +332,24 @@ impl MonitorEvent {
                 TrafficDirection::Ingress => u32::from(v.source_endpoint),
                 TrafficDirection::Egress => 0,
             },
+            MonitorEvent::TraceSock(_) => 0,
         }
     }
 
-    pub fn summary(&self) -> &PacketSummary {
+    /// The captured packet's summary; `None` for socket translations, which carry no packet.
+    pub fn summary(&self) -> Option<&PacketSummary> {
         match self {
-            MonitorEvent::Trace(t) => &t.summary,
-            MonitorEvent::Drop(d) => &d.summary,
-            MonitorEvent::PolicyVerdict(v) => &v.summary,
+            MonitorEvent::Trace(t) => Some(&t.summary),
+            MonitorEvent::Drop(d) => Some(&d.summary),
+            MonitorEvent::PolicyVerdict(v) => Some(&v.summary),
+            MonitorEvent::TraceSock(_) => None,
         }
     }
 }
 
-/// Monitor message types by their `cilium monitor -t` names. Only `drop`, `trace` and
-/// `policy-verdict` are produced by this datapath today; the others are accepted so scripts written for Cilium
-/// keep working, and simply match nothing.
+/// Monitor message types by their `cilium monitor -t` names. Only `drop`, `trace`,
+/// `policy-verdict` and `trace-sock` are produced by this datapath today; the others are
+/// accepted so scripts written for Cilium keep working, and simply match nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EventKind {
     Drop,
@@ -365,6 +414,7 @@ pub(crate) mod tests {
         CILIUM_NOTIFY_POLICY_VERDICT, CILIUM_NOTIFY_TRACE, NOTIFY_DROP_VER, NOTIFY_POLICY_VER,
         NOTIFY_TRACE_VER,
     };
+    use cilium_datapath::events::{TraceSockNotify, CILIUM_NOTIFY_TRACE_SOCK};
 
     /// The raw bytes of a notification struct followed by the captured packet, as the
     /// datapath writes them into the ring buffer.
@@ -467,6 +517,32 @@ pub(crate) mod tests {
         record(&msg, &packet)
     }
 
+    /// Socket LB pointing a connect to 10.96.128.44:80/TCP (reverse-NAT index 3) at
+    /// 10.0.2.7:8080 (`xlate_point` 2), or showing that backend as the frontend (4).
+    pub(crate) fn trace_sock_record(xlate_point: u8) -> Vec<u8> {
+        let (dst, dst_port, orig, orig_port) = if xlate_point == 4 {
+            ([10, 96, 128, 44], 80u16, [10, 0, 2, 7], 8080u16)
+        } else {
+            ([10, 0, 2, 7], 8080, [10, 96, 128, 44], 80)
+        };
+        let mut dst_ip = [0; 16];
+        dst_ip[..4].copy_from_slice(&dst);
+        let msg = TraceSockNotify {
+            kind: CILIUM_NOTIFY_TRACE_SOCK,
+            xlate_point,
+            l4_proto: 1,
+            dst_port: dst_port.to_be_bytes(),
+            sock_cookie: 7_123_674,
+            cgroup_id: 479_586,
+            dst_ip,
+            orig_ip4: orig,
+            orig_port: orig_port.to_be_bytes(),
+            rev_nat: 3u16.to_be_bytes(),
+            ..TraceSockNotify::default()
+        };
+        record(&msg, &[])
+    }
+
     pub(crate) fn names(ifindex: u32) -> Option<String> {
         (ifindex == 8).then(|| "lxc0a1b2c3d4e5".to_string())
     }
@@ -563,6 +639,27 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn trace_sock_records_become_events() {
+        let event = MonitorEvent::from_record(&trace_sock_record(2), &names).expect("valid");
+        assert_eq!(event.kind(), EventKind::TraceSock);
+        assert_eq!((event.source_endpoint(), event.dst_endpoint()), (0, 0));
+        assert_eq!(event.summary(), None);
+        let json = serde_json::to_value(&event).unwrap();
+        assert_eq!(json["type"], "trace_sock");
+        assert_eq!(json["xlate_point"], "post-xlate-fwd");
+        assert_eq!(json["cgroup_id"], 479_586);
+        assert_eq!(json["sock_cookie"], 7_123_674);
+        assert_eq!(json["dst"], "10.0.2.7:8080");
+        assert_eq!(json["orig_dst"], "10.96.128.44:80");
+        assert_eq!(json["protocol"], "tcp");
+        assert_eq!(json["rev_nat"], 3);
+        assert_eq!(
+            json["src"], "0.0.0.0:0",
+            "a connect runs before the socket is bound"
+        );
+    }
+
+    #[test]
     fn garbage_records_are_errors_not_panics() {
         for record in [vec![], vec![4u8; 10], vec![99u8; 80]] {
             let err = MonitorEvent::from_record(&record, &names).unwrap_err();
@@ -571,7 +668,7 @@ pub(crate) mod tests {
         // A valid header whose captured bytes are nonsense still decodes.
         let record = trace_record(3, 2, 0, &[0xff; 40]);
         let event = MonitorEvent::from_record(&record, &names).unwrap();
-        assert_eq!(event.summary().captured_len, 40);
+        assert_eq!(event.summary().map(|s| s.captured_len), Some(40));
     }
 
     #[test]

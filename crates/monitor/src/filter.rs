@@ -34,7 +34,9 @@ impl EventFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::tests::{drop_record, names, syn_packet, trace_record, verdict_record};
+    use crate::event::tests::{
+        drop_record, names, syn_packet, trace_record, trace_sock_record, verdict_record,
+    };
 
     #[test]
     fn filters_combine_with_and() {
@@ -100,5 +102,28 @@ mod tests {
             ..Default::default()
         };
         assert!(to_743.matches(&ingress) && !to_743.matches(&egress));
+    }
+
+    #[test]
+    fn trace_sock_events_by_type() {
+        let decode = |record: &[u8]| MonitorEvent::from_record(record, &names).expect("record");
+        let sock = decode(&trace_sock_record(2));
+        let trace = decode(&trace_record(0, 0, 8, &syn_packet()));
+        let trace_sock = EventFilter {
+            kinds: [EventKind::TraceSock].into(),
+            ..Default::default()
+        };
+        assert!(trace_sock.matches(&sock) && !trace_sock.matches(&trace));
+        let traces = EventFilter {
+            kinds: [EventKind::Trace].into(),
+            ..Default::default()
+        };
+        assert!(!traces.matches(&sock));
+        // No endpoint reports a socket translation.
+        let related = EventFilter {
+            related_to: Some(212),
+            ..Default::default()
+        };
+        assert!(!related.matches(&sock) && related.matches(&trace));
     }
 }

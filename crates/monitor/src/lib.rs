@@ -12,7 +12,7 @@ pub mod text;
 
 pub use event::{
     DropEvent, EventError, EventKind, MonitorEvent, PolicyAction, PolicyVerdictEvent, TraceEvent,
-    TrafficDirection,
+    TraceSockEvent, TrafficDirection,
 };
 pub use filter::EventFilter;
 #[cfg(feature = "tokio")]

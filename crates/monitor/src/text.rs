@@ -1,12 +1,14 @@
 //! `cilium monitor` text lines for decoded events, in Cilium's wording, e.g.
 //! `-> endpoint 212 flow 0x3000e251 , identity 5->61131 state new ifindex lxc0a1b2 orig-ip
-//! 10.0.1.5: 10.0.1.5:34219 -> 10.0.1.7:80 tcp SYN`.
+//! 10.0.1.5: 10.0.1.5:34219 -> 10.0.1.7:80 tcp SYN` or, for a socket translation,
+//! `[post-xlate-fwd] cgroup_id: 479586 sock_cookie: 7123674, dst [10.0.2.7]:8080 tcp, orig
+//! [10.96.128.44]:80`.
 
 use std::fmt::{self, Write as _};
 
 use cilium_datapath::codes::ObservationPoint;
 
-use crate::event::{DropEvent, MonitorEvent, PolicyVerdictEvent, TraceEvent};
+use crate::event::{DropEvent, MonitorEvent, PolicyVerdictEvent, TraceEvent, TraceSockEvent};
 use crate::names::{arrow, identity_name, policy_match_name};
 use crate::packet::{L4Summary, PacketSummary};
 
@@ -19,7 +21,28 @@ impl fmt::Display for MonitorEvent {
             MonitorEvent::Trace(trace) => trace.fmt(f),
             MonitorEvent::Drop(drop) => drop.fmt(f),
             MonitorEvent::PolicyVerdict(verdict) => verdict.fmt(f),
+            MonitorEvent::TraceSock(sock) => sock.fmt(f),
         }
+    }
+}
+
+/// Cilium's line (`[pre-xlate-fwd] cgroup_id: 479586 sock_cookie: 7123674, dst
+/// [10.96.128.44]:80 tcp`) for the translated address, followed by the address before the
+/// translation, which this datapath reports in the same record.
+impl fmt::Display for TraceSockEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "[{}] cgroup_id: {} sock_cookie: {}, dst [{}]:{} {}, orig [{}]:{}",
+            self.xlate_point,
+            self.cgroup_id,
+            self.sock_cookie,
+            self.dst.ip(),
+            self.dst.port(),
+            self.protocol.name(),
+            self.orig_dst.ip(),
+            self.orig_dst.port()
+        )
     }
 }
 
@@ -90,7 +113,16 @@ fn interface(ifindex: u32, name: Option<&str>) -> String {
 /// decoded packet layer.
 pub fn format_verbose(event: &MonitorEvent) -> String {
     let mut out = format!("{VERBOSE_SEPARATOR}\n{event}\n");
-    let summary = event.summary();
+    let Some(summary) = event.summary() else {
+        if let MonitorEvent::TraceSock(sock) = event {
+            let _ = writeln!(
+                out,
+                "{} socket {} reverse-NAT index {} from {}",
+                sock.xlate_point, sock.sock_cookie, sock.rev_nat, sock.src
+            );
+        }
+        return out;
+    };
     let _ = match event {
         MonitorEvent::Trace(t) => writeln!(
             out,
@@ -130,6 +162,7 @@ pub fn format_verbose(event: &MonitorEvent) -> String {
             v.original_len,
             summary.captured_len,
         ),
+        MonitorEvent::TraceSock(_) => Ok(()),
     };
     write_layers(&mut out, summary);
     out
@@ -197,7 +230,9 @@ fn write_layers(out: &mut String, summary: &PacketSummary) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::tests::{drop_record, names, syn_packet, trace_record, verdict_record};
+    use crate::event::tests::{
+        drop_record, names, syn_packet, trace_record, trace_sock_record, verdict_record,
+    };
     use crate::packet::tests::ipv4_frame;
 
     fn event(record: &[u8]) -> MonitorEvent {
@@ -228,6 +263,30 @@ mod tests {
             line.starts_with("<- endpoint 212 flow 0x3000e251 , identity init->61131 state established ifindex 42 "),
             "{line}"
         );
+    }
+
+    #[test]
+    fn trace_sock_lines() {
+        let line = event(&trace_sock_record(2)).to_string();
+        assert_eq!(
+            line,
+            "[post-xlate-fwd] cgroup_id: 479586 sock_cookie: 7123674, dst [10.0.2.7]:8080 tcp, \
+             orig [10.96.128.44]:80"
+        );
+        let line = event(&trace_sock_record(4)).to_string();
+        assert!(
+            line.starts_with(
+                "[post-xlate-rev] cgroup_id: 479586 sock_cookie: 7123674, dst [10.96.128.44]:80 tcp"
+            ),
+            "{line}"
+        );
+        let text = format_verbose(&event(&trace_sock_record(2)));
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[2], "post-xlate-fwd socket 7123674 reverse-NAT index 3 from 0.0.0.0:0",
+            "{text}"
+        );
+        assert_eq!(lines.len(), 3, "{text}");
     }
 
     #[test]

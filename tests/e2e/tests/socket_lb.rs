@@ -4,15 +4,19 @@
 //! entry goes straight to the backend), UDP replies come from the service address, a service
 //! without backends fails `connect()` at once, the hooks survive an agent restart without
 //! duplicates, and with `--bpf-lb-sock=false` the same client still gets through, translated
-//! per packet. The node cgroups go with the lab.
+//! per packet. Hubble on the client's node reports each translation as a trace-sock flow:
+//! `post-xlate-fwd` from connect() to the backend, naming the service, and `post-xlate-rev`
+//! from getpeername() back from the service, for the same socket. The node cgroups go with
+//! the lab.
 #![cfg(feature = "privileged-tests")]
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use cilium_e2e::{eventually, serial, Lab};
+use cilium_e2e::{eventually, run, serial, stdout, Lab};
 
 const WEB_IP: Ipv4Addr = Ipv4Addr::new(10, 96, 20, 10);
 const EMPTY_IP: Ipv4Addr = Ipv4Addr::new(10, 96, 20, 12);
@@ -265,6 +269,111 @@ fn attached(cgroup: &PathBuf) -> Vec<String> {
     names
 }
 
+/// `hubble observe --type trace-sock --last 1000 ARGS` against `node`'s Hubble socket
+/// (`hubble.sock` next to its agent's API socket); stdout.
+fn observe_trace_sock(lab: &Lab, node: &str, args: &[&str]) -> String {
+    let status = lab.status();
+    let socket = status["nodes"]
+        .as_array()
+        .and_then(|nodes| nodes.iter().find(|n| n["name"] == node))
+        .and_then(|n| n["socket"].as_str())
+        .unwrap_or_else(|| panic!("{node} has no socket in `status -o json`: {status}"));
+    let server = format!(
+        "unix://{}",
+        PathBuf::from(socket)
+            .with_file_name("hubble.sock")
+            .display()
+    );
+    let mut cmd = Command::new(lab.bin("hubble"));
+    cmd.args([
+        "--server",
+        &server,
+        "observe",
+        "--type",
+        "trace-sock",
+        "--last",
+        "1000",
+    ])
+    .args(args);
+    let out = run(cmd);
+    assert!(
+        out.status.success(),
+        "hubble observe --type trace-sock {args:?} failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout(&out)
+}
+
+/// The trace-sock flows `node`'s Hubble holds.
+fn sock_flows(lab: &Lab, node: &str) -> Vec<serde_json::Value> {
+    observe_trace_sock(lab, node, &["-o", "json"])
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .unwrap_or_else(|e| panic!("hubble JSON: {e}: {l}"))["flow"]
+                .clone()
+        })
+        .collect()
+}
+
+/// Checks that Hubble on node1 shows the socket translations of `run`: getpeername()'s
+/// reverse translation from the service to the client's port, and, for the same socket,
+/// connect()'s forward translation to the backend that answered, naming the service.
+fn assert_translations_in_hubble(lab: &Lab, run: &ClientRun) {
+    let web = serde_json::json!({"name": "web", "namespace": "default"});
+    let port = run.local_port();
+    let backend_ip = lab.pod_ip(run.answer());
+    let (reverse, forward) = eventually(
+        Duration::from_secs(10),
+        &format!("trace-sock flows of client port {port} in Hubble"),
+        || {
+            let flows = sock_flows(lab, "node1");
+            assert!(
+                flows.iter().all(|f| f["event_type"]["type"] == 7),
+                "--type trace-sock let other events through: {flows:?}"
+            );
+            let reverse = flows
+                .iter()
+                .find(|f| {
+                    f["sock_xlate_point"] == "SOCK_XLATE_POINT_POST_DIRECTION_REV"
+                        && f["l4"]["TCP"]["destination_port"] == port
+                })?
+                .clone();
+            let forward = flows
+                .iter()
+                .find(|f| {
+                    f["sock_xlate_point"] == "SOCK_XLATE_POINT_POST_DIRECTION_FWD"
+                        && f["socket_cookie"] == reverse["socket_cookie"]
+                })?
+                .clone();
+            Some((reverse, forward))
+        },
+    );
+    assert_eq!(forward["Type"], "SOCK", "{forward}");
+    assert_eq!(forward["verdict"], "TRANSLATED", "{forward}");
+    assert_eq!(forward["destination_service"], web, "{forward}");
+    assert_eq!(
+        forward["IP"]["destination"],
+        backend_ip.as_str(),
+        "{forward}"
+    );
+    assert_eq!(forward["l4"]["TCP"]["destination_port"], 8080, "{forward}");
+    assert_eq!(
+        forward["destination"]["pod_name"],
+        run.answer(),
+        "the backend pod: {forward}"
+    );
+    assert_ne!(forward["cgroup_id"], serde_json::Value::Null, "{forward}");
+    assert_eq!(reverse["source_service"], web, "{reverse}");
+    assert_eq!(reverse["IP"]["source"], WEB_IP.to_string(), "{reverse}");
+    assert_eq!(reverse["l4"]["TCP"]["source_port"], 80, "{reverse}");
+    assert_eq!(
+        reverse["destination"]["pod_name"], "client",
+        "getpeername() runs on a bound socket: the client is known: {reverse}"
+    );
+}
+
 /// The four socket-LB programs (`bpftool` names them by their BTF function names), sorted.
 const HOOKS: [&str; 4] = [
     "cil_sock4_connect",
@@ -314,6 +423,17 @@ fn socket_lb_translates_at_connect_and_shows_the_service_to_the_application() {
         seen.insert(run.answer().to_string());
         runs.push(run);
     }
+
+    // Hubble shows each translation, with the service, for both backends.
+    for run in &runs {
+        assert_translations_in_hubble(&lab, run);
+    }
+    let compact = observe_trace_sock(&lab, "node1", &[]);
+    assert!(
+        compact.contains(" post-xlate-fwd TRANSLATED (TCP)")
+            && compact.contains(" post-xlate-rev TRANSLATED (TCP)"),
+        "compact trace-sock lines:\n{compact}"
+    );
 
     // (c) no DNAT on the packet path: the connection's conntrack entries on the client's
     // node go to a backend's 8080 from the client's port, and none is a service entry.

@@ -413,7 +413,9 @@ pub fn traces(events: &[DatapathEvent]) -> Vec<&TraceEvent> {
         .iter()
         .filter_map(|e| match e {
             DatapathEvent::Trace(t) => Some(t),
-            DatapathEvent::Drop(_) | DatapathEvent::PolicyVerdict(_) => None,
+            DatapathEvent::Drop(_)
+            | DatapathEvent::PolicyVerdict(_)
+            | DatapathEvent::TraceSock(_) => None,
         })
         .collect()
 }
@@ -424,7 +426,9 @@ pub fn drops(events: &[DatapathEvent]) -> Vec<&DropEvent> {
         .iter()
         .filter_map(|e| match e {
             DatapathEvent::Drop(d) => Some(d),
-            DatapathEvent::Trace(_) | DatapathEvent::PolicyVerdict(_) => None,
+            DatapathEvent::Trace(_)
+            | DatapathEvent::PolicyVerdict(_)
+            | DatapathEvent::TraceSock(_) => None,
         })
         .collect()
 }

@@ -7,7 +7,7 @@
 //! [`Observer::enable_metrics`](crate::Observer::enable_metrics)); without metrics nothing is
 //! decoded on the event path.
 
-use cilium_datapath::codes::ObservationPoint;
+use cilium_datapath::codes::{ObservationPoint, XlatePoint};
 use cilium_hubble_proto::flow::{
     layer4::Protocol, DropReason, Flow, IpVersion, TrafficDirection, Verdict,
 };
@@ -99,6 +99,11 @@ impl FlowMetrics {
                     ("Trace", ObservationPoint(point).name().to_string())
                 }
                 message_type::POLICY_VERDICT => ("PolicyVerdict", String::new()),
+                message_type::TRACE_SOCK => {
+                    let point = flow.event_type.map_or(0, |e| e.sub_type);
+                    let point = u8::try_from(point).unwrap_or(u8::MAX);
+                    ("SockLB", XlatePoint(point).name().to_string())
+                }
                 _ => ("Unknown", String::new()),
             };
             let labels = with_context(
