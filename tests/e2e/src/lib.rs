@@ -7,13 +7,15 @@
 //!
 //! Network-policy truth tables: [`policy_cluster`] (the x/y namespaces test cluster),
 //! [`matrix`] (tables, comparison, printing), [`probe`] (probes from inside namespaces) and
-//! [`external`] (hosts outside the cluster). Load-balanced services: [`load`].
+//! [`external`] (hosts outside the cluster). Load-balanced services: [`load`] (traffic) and
+//! [`services`] (what the agents programmed).
 
 pub mod external;
 pub mod load;
 pub mod matrix;
 pub mod policy_cluster;
 pub mod probe;
+pub mod services;
 pub mod starwars;
 
 use std::path::PathBuf;
@@ -22,6 +24,29 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 static SERIAL: Mutex<()> = Mutex::new(());
+
+/// A manifest in the temp directory, named after its lab, removed on drop.
+pub struct TempFile(PathBuf);
+
+impl TempFile {
+    /// Writes `text` to `<temp>/<lab>-<name>`.
+    pub fn new(lab: &Lab, name: &str, text: &str) -> TempFile {
+        let path = std::env::temp_dir().join(format!("{}-{name}", lab.name));
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+        TempFile(path)
+    }
+
+    /// The file's path, for `-f`.
+    pub fn path(&self) -> &str {
+        self.0.to_str().expect("utf-8 temp path")
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
 
 /// Serialises lab tests; a test that panicked does not poison the others.
 pub fn serial() -> MutexGuard<'static, ()> {
@@ -110,6 +135,13 @@ impl Lab {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `cilium-lab apply -f` of `text` (through a [`TempFile`] called `name`); returns its
+    /// output and panics when the lab refuses it.
+    pub fn apply(&self, name: &str, text: &str) -> String {
+        let file = TempFile::new(self, name, text);
+        self.lab_ok(&["apply", "-f", file.path()])
     }
 
     /// Adds a pod; `extra` are further `pod add` flags.

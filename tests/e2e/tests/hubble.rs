@@ -227,16 +227,7 @@ fn flows_name_the_service_a_pod_connected_to_and_the_pods_workload() {
             "--node", "node1", "--labels", "app=near", "--serve", "8080/tcp",
         ],
     );
-    let manifest = std::env::temp_dir().join(format!("{}-web.yaml", lab.name));
-    std::fs::write(&manifest, WEB_AND_CLIENT)
-        .unwrap_or_else(|e| panic!("writing {}: {e}", manifest.display()));
-    let applied = lab.lab(&["apply", "-f", manifest.to_str().expect("utf-8 path")]);
-    let _ = std::fs::remove_file(&manifest);
-    assert!(
-        applied.status.success(),
-        "apply failed: {}",
-        String::from_utf8_lossy(&applied.stderr)
-    );
+    lab.apply("web.yaml", WEB_AND_CLIENT);
     let netns = lab
         .pods()
         .into_iter()

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use cilium_e2e::{eventually, serial, stdout, Lab};
+use cilium_e2e::{eventually, serial, stdout, Lab, TempFile};
 
 /// Namespace `shop` (team=`team`), server (TCP 8080 named `http-alt`, TCP 9090 unnamed) on
 /// node2, client on node1.
@@ -60,27 +60,6 @@ spec:
   - toEndpoints: [{matchLabels: {app: server}}]
     toPorts: [{ports: [{port: http-alt}]}]
 ";
-
-/// A file in the temp directory, removed on drop.
-struct TempFile(std::path::PathBuf);
-
-impl TempFile {
-    fn new(lab: &Lab, name: &str, text: &str) -> TempFile {
-        let path = std::env::temp_dir().join(format!("{}-{name}", lab.name));
-        std::fs::write(&path, text).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
-        TempFile(path)
-    }
-
-    fn path(&self) -> &str {
-        self.0.to_str().expect("utf-8 temp path")
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
 
 /// Whether the client gets an answer from `addr` (the server's name).
 fn connect(lab: &Lab, addr: &str) -> bool {

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use cilium_e2e::external::ExternalHost;
 use cilium_e2e::load::{connect_outcome, from_ports, spread, Tally};
 use cilium_e2e::probe::{in_netns, probe, EchoClient, EchoServer, Proto};
+use cilium_e2e::services::active_backends;
 use cilium_e2e::{eventually, serial, Lab};
 
 const WEB_IP: Ipv4Addr = Ipv4Addr::new(10, 96, 10, 10);
@@ -81,65 +82,13 @@ spec:
 
 const NODES: [&str; 3] = ["node1", "node2", "node3"];
 
-/// A file in the temp directory, removed on drop.
-struct TempFile(std::path::PathBuf);
-
-impl TempFile {
-    fn new(lab: &Lab, name: &str, text: &str) -> TempFile {
-        let path = std::env::temp_dir().join(format!("{}-{name}", lab.name));
-        std::fs::write(&path, text).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
-        TempFile(path)
-    }
-
-    fn path(&self) -> &str {
-        self.0.to_str().expect("utf-8 temp path")
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-fn apply(lab: &Lab, name: &str, text: &str) {
-    let file = TempFile::new(lab, name, text);
-    lab.lab_ok(&["apply", "-f", file.path()]);
-}
-
-/// The active backends a node's agent has programmed for frontend `ip:port/proto`.
-fn backends(lab: &Lab, node: &str, ip: Ipv4Addr, port: u16, proto: &str) -> BTreeSet<String> {
-    let out = lab.cilium(node, &["service", "list", "-o", "json"]);
-    let services: serde_json::Value =
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("service list JSON: {e}\n{out}"));
-    let ip = ip.to_string();
-    services
-        .as_array()
-        .expect("service list is an array")
-        .iter()
-        .map(|s| &s["spec"])
-        .filter(|spec| {
-            let fe = &spec["frontend-address"];
-            fe["ip"] == ip.as_str() && fe["port"] == port && fe["protocol"] == proto
-        })
-        .flat_map(|spec| {
-            spec["backend-addresses"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-        })
-        .filter(|b| b["state"] == "active")
-        .map(|b| format!("{}:{}", b["ip"].as_str().unwrap_or_default(), b["port"]))
-        .collect()
-}
-
 /// Waits until every node has programmed `count` active backends for the frontend.
 fn wait_programmed(lab: &Lab, ip: Ipv4Addr, port: u16, proto: &str, count: usize) {
     for node in NODES {
         eventually(
             PROGRAMMED,
             &format!("{node} to program {count} backends for {ip}:{port}/{proto}"),
-            || (backends(lab, node, ip, port, proto).len() == count).then_some(()),
+            || (active_backends(lab, node, ip, port, proto).len() == count).then_some(()),
         );
     }
 }
@@ -202,7 +151,7 @@ fn clusterip_service_balances_pins_hairpins_rejects_and_is_policed_on_backends()
         .iter()
         .map(|pod| (*pod, EchoServer::start(&netns_of(&lab, pod), 9090)))
         .collect();
-    apply(&lab, "services.yaml", SERVICES);
+    lab.apply("services.yaml", SERVICES);
     wait_programmed(&lab, WEB_IP, 80, "TCP", 3);
     wait_programmed(&lab, WEB_IP, 80, "UDP", 3);
     wait_programmed(&lab, STICKY_IP, 80, "TCP", 3);
@@ -347,8 +296,7 @@ fn clusterip_service_balances_pins_hairpins_rejects_and_is_policed_on_backends()
 
     // A terminating backend (its Pod has a deletionTimestamp) keeps its open connection and
     // gets no new ones.
-    apply(
-        &lab,
+    lab.apply(
         "terminating.yaml",
         &format!(
             "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {holder}\n  namespace: default\n  \
@@ -371,7 +319,7 @@ fn clusterip_service_balances_pins_hairpins_rejects_and_is_policed_on_backends()
     );
 
     // Policy on the backends applies to the client's connection after translation.
-    apply(&lab, "policy.yaml", TRUSTED_ONLY);
+    lab.apply("policy.yaml", TRUSTED_ONLY);
     eventually(
         Duration::from_secs(20),
         "client-2's service connections to be denied",
@@ -417,7 +365,7 @@ fn maglev_removing_one_of_ten_backends_remaps_few_other_flows() {
         add_pod(&lab, pod, NODES[i % 3], "app=mg");
     }
     add_pod(&lab, "client", "node1", "app=client");
-    apply(&lab, "maglev.yaml", MAGLEV);
+    lab.apply("maglev.yaml", MAGLEV);
     wait_programmed(&lab, MAGLEV_IP, 80, "TCP", 10);
 
     // `cilium status` says what the agent does in kube-proxy's place.
@@ -537,7 +485,7 @@ fn nodeport_from_outside(routing: &str) {
     );
     add_pod(&lab, "np-2", "node2", "app=np");
     add_pod(&lab, "np-3", "node3", "app=np");
-    apply(&lab, "nodeports.yaml", NODE_PORTS);
+    lab.apply("nodeports.yaml", NODE_PORTS);
     let ext = ExternalHost::start(&lab, "ext", Ipv4Addr::new(172, 18, 0, 200), "80/tcp");
     let nodes = node_ips(&lab);
     for (node, ip) in &nodes {
@@ -545,7 +493,7 @@ fn nodeport_from_outside(routing: &str) {
             eventually(
                 PROGRAMMED,
                 &format!("{node} to program 2 backends for {ip}:30080/{proto}"),
-                || (backends(&lab, node, *ip, 30080, proto).len() == 2).then_some(()),
+                || (active_backends(&lab, node, *ip, 30080, proto).len() == 2).then_some(()),
             );
         }
     }

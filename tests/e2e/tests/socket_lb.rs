@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use cilium_e2e::services::active_backends;
 use cilium_e2e::{eventually, run, serial, stdout, Lab};
 
 const WEB_IP: Ipv4Addr = Ipv4Addr::new(10, 96, 20, 10);
@@ -132,43 +133,6 @@ fn answered(lab: &Lab, pod: &str, mode: &str, ip: Ipv4Addr, port: u16) -> Client
     )
 }
 
-fn apply(lab: &Lab, text: &str) {
-    let path = std::env::temp_dir().join(format!("{}-socket-lb.yaml", lab.name));
-    std::fs::write(&path, text).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
-    let out = lab.lab(&["apply", "-f", path.to_str().expect("utf-8 temp path")]);
-    let _ = std::fs::remove_file(&path);
-    assert!(
-        out.status.success(),
-        "apply failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Active backends `node` has programmed for `ip:port/proto`.
-fn backend_count(lab: &Lab, node: &str, ip: Ipv4Addr, port: u16, proto: &str) -> usize {
-    let out = lab.cilium(node, &["service", "list", "-o", "json"]);
-    let services: serde_json::Value =
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("service list JSON: {e}\n{out}"));
-    let ip = ip.to_string();
-    services
-        .as_array()
-        .expect("service list is an array")
-        .iter()
-        .map(|s| &s["spec"])
-        .filter(|spec| {
-            let fe = &spec["frontend-address"];
-            fe["ip"] == ip.as_str() && fe["port"] == port && fe["protocol"] == proto
-        })
-        .flat_map(|spec| {
-            spec["backend-addresses"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-        })
-        .filter(|b| b["state"] == "active")
-        .count()
-}
-
 /// Brings up two nodes with a `web` backend on each and a client pod on node1, and applies
 /// the services.
 fn cluster(prefix: &str, extra: &[&str]) -> Lab {
@@ -189,13 +153,13 @@ fn cluster(prefix: &str, extra: &[&str]) -> Lab {
         );
     }
     lab.pod_add("client", &["--node", "node1", "--labels", "app=client"]);
-    apply(&lab, SERVICES);
+    lab.apply("socket-lb.yaml", SERVICES);
     for node in ["node1", "node2"] {
         for proto in ["TCP", "UDP"] {
             eventually(
                 PROGRAMMED,
                 &format!("{node} to program 2 backends for {WEB_IP}:80/{proto}"),
-                || (backend_count(&lab, node, WEB_IP, 80, proto) == 2).then_some(()),
+                || (active_backends(&lab, node, WEB_IP, 80, proto).len() == 2).then_some(()),
             );
         }
     }
