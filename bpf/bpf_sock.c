@@ -22,7 +22,7 @@
  *
  * Reverse (recvmsg, getpeername): an address found there for the socket
  * is shown to the application as the frontend it asked for, while the
- * frontend still exists.
+ * frontend's reverse-NAT index still names that frontend.
  *
  * A frontend without backends fails connect() and sendto() at once: the
  * hook rejects the call and the application gets EPERM, as with Cilium.
@@ -171,6 +171,7 @@ static __always_inline int sock4_fwd_verdict(enum sock4_fwd result)
 static __always_inline void sock4_xlate_rev(struct bpf_sock_addr *ctx)
 {
 	struct lb4_sock_rev_key key = {};
+	struct lb4_reverse_nat *frontend;
 	struct lb4_sock_rev_entry *rev;
 	struct trace_sock_xlate xlate;
 
@@ -180,8 +181,12 @@ static __always_inline void sock4_xlate_rev(struct bpf_sock_addr *ctx)
 	rev = bpf_map_lookup_elem(&cilium_lb4_reverse_sk, &key);
 	if (!rev)
 		return;
-	/* The service is gone: the backend is what the socket talks to. */
-	if (!bpf_map_lookup_elem(&cilium_lb4_reverse_nat, &rev->rev_nat_index)) {
+	/* The service is gone (or its index now names another frontend):
+	 * the backend is what the socket talks to. */
+	frontend = bpf_map_lookup_elem(&cilium_lb4_reverse_nat,
+				       &rev->rev_nat_index);
+	if (!frontend || frontend->address != rev->address ||
+	    frontend->port != rev->port) {
 		bpf_map_delete_elem(&cilium_lb4_reverse_sk, &key);
 		return;
 	}

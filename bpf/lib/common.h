@@ -26,7 +26,8 @@
 /*
  * skb->cb[] slots carried across a tail call. The sender of a local
  * delivery stores the source identity here for the receiver's policy
- * program.
+ * program. Slot 1 is CB_NODEPORT (lib/lb4.h), slot 2 CB_TRACE_REV_NAT
+ * (lib/trace.h); a new slot takes the next free number.
  */
 #define CB_SRC_LABEL	0
 

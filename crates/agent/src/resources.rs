@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use cilium_kvstore::{KvError, KvStore, WatchEvent};
 use cilium_policy::{parse_documents, PolicyDocument, PolicyError, PolicySource};
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 
 use crate::agent::Agent;
 use crate::pod_metadata::Change;
@@ -100,7 +100,9 @@ const APPLY_IN_FLIGHT: usize = 64;
 
 /// `cilium apply -f`: stores every object of `text` (when a file names an object twice, the
 /// last document wins, as with `kubectl apply`); returns the keys written, in file order.
-/// Objects are written concurrently; on an error the objects already written stay.
+/// Objects are written concurrently and independently: every object is tried, the objects
+/// written stay, and the first error (in completion order) is returned. A Service whose
+/// write failed may keep the address it claimed; applying it again takes that claim back.
 pub async fn apply(
     store: &dyn KvStore,
     cluster: &str,
@@ -108,11 +110,12 @@ pub async fn apply(
 ) -> Result<Vec<String>, ResourceError> {
     let objects = last_document_per_key(documents(cluster, text)?);
     let keys = objects.iter().map(|(key, _)| key.clone()).collect();
-    futures::stream::iter(objects)
+    let results: Vec<Result<(), ResourceError>> = futures::stream::iter(objects)
         .map(|(key, value)| store_object(store, cluster, key, value))
         .buffer_unordered(APPLY_IN_FLIGHT)
-        .try_collect::<()>()
-        .await?;
+        .collect()
+        .await;
+    results.into_iter().collect::<Result<(), _>>()?;
     Ok(keys)
 }
 

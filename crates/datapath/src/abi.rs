@@ -394,6 +394,14 @@ pub struct CtEntry {
     pub last_rx_report: u32,
 }
 
+impl CtEntry {
+    /// Whether the entry's lifetime ended before `now` (monotonic seconds): what the
+    /// conntrack GC deletes.
+    pub fn is_expired(&self, now: u32) -> bool {
+        self.lifetime < now
+    }
+}
+
 /// `struct metrics_key` (`bpf/lib/metrics.h`): key of `cilium_metrics`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -771,7 +771,7 @@ pub fn ct_gc(paths: &BpfPaths) -> Result<usize, DatapathError> {
     let mut deleted = 0;
     for kind in [CtMapKind::Tcp, CtMapKind::Any] {
         deleted += CtMap::open(paths, kind)
-            .and_then(|mut map| map.gc(now))
+            .and_then(|map| map.gc(now))
             .map_err(map_err(format!("conntrack GC of {}", kind.map_name())))?;
     }
     Ok(deleted)

@@ -103,33 +103,31 @@ pub async fn assign(
         .filter(|ip| !ip.is_empty())
         .map(str::to_string);
     if given != "None" {
-        let wanted: Vec<String> = match (given.is_empty(), kept) {
-            (false, _) => vec![given],
-            (true, Some(ip)) => vec![ip],
-            (true, None) => {
-                let start = name_hash(&owner) % (SERVICE_CIDR_SIZE - 2) + 1;
-                (0..SERVICE_CIDR_SIZE - 2)
-                    .map(|i| {
-                        let offset = (start - 1 + i) % (SERVICE_CIDR_SIZE - 2) + 1;
-                        Ipv4Addr::from(SERVICE_CIDR_BASE + offset).to_string()
-                    })
-                    .collect()
-            }
+        // The address the object names (or had), else a search of the service CIDR from a
+        // point its name picks — generated lazily: the range has a million addresses.
+        let named = if given.is_empty() { kept } else { Some(given) };
+        let start = name_hash(&owner) % (SERVICE_CIDR_SIZE - 2) + 1;
+        let search = (0..SERVICE_CIDR_SIZE - 2).map(|i| {
+            let offset = (start - 1 + i) % (SERVICE_CIDR_SIZE - 2) + 1;
+            Ipv4Addr::from(SERVICE_CIDR_BASE + offset).to_string()
+        });
+        let candidates: Box<dyn Iterator<Item = String> + Send> = match named.clone() {
+            Some(ip) => Box::new(std::iter::once(ip)),
+            None => Box::new(search),
         };
-        let single = wanted.len() == 1;
-        let ip = match claim(
+        let claimed = claim(
             store,
             &format!("{prefix}clusterip/"),
             &owner,
             "cluster IP",
-            wanted.clone().into_iter(),
+            candidates,
         )
-        .await
-        {
-            Ok(ip) => ip,
+        .await;
+        let ip = match (claimed, named) {
+            (Ok(ip), _) => ip,
             // A cluster IP given in the object is stored as given, claimed or not.
-            Err(AllocError::Exhausted { .. }) if single => wanted[0].clone(),
-            Err(error) => return Err(error),
+            (Err(AllocError::Exhausted { .. }), Some(ip)) => ip,
+            (Err(error), _) => return Err(error),
         };
         spec["clusterIP"] = Value::String(ip.clone());
         spec["clusterIPs"] = Value::Array(vec![Value::String(ip)]);

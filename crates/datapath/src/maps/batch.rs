@@ -6,8 +6,10 @@
 use std::{
     io,
     mem::{size_of, MaybeUninit},
-    os::fd::{AsRawFd, BorrowedFd},
+    os::fd::{AsFd, AsRawFd},
 };
+
+use aya::maps::{MapData, MapType};
 
 /// Entries asked for per `BPF_MAP_LOOKUP_BATCH` call; a hash bucket holding more than this
 /// makes the kernel answer ENOSPC, and the call is retried with twice as many.
@@ -48,9 +50,42 @@ fn bpf_batch(cmd: libc::c_long, attr: &mut BatchAttr) -> io::Result<()> {
 const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
 const BPF_MAP_DELETE_BATCH: libc::c_long = 27;
 
-/// Every entry of the hash map `fd`, read in batches. `K` and `V` must be the map's key and
-/// value layouts (the typed handles check the sizes when they open the map).
-pub fn lookup_all<K: aya::Pod, V: aya::Pod>(fd: BorrowedFd<'_>) -> io::Result<Vec<(K, V)>> {
+/// Checks that `map` is a (non-per-CPU) hash map whose keys are `K` and values `V` (a value
+/// size of 0 skips the value check): the batch calls write `count` keys and values of the
+/// map's sizes into buffers sized for `K` and `V`.
+fn check_layout<K, V>(map: &MapData, with_values: bool) -> io::Result<()> {
+    let invalid = |what: String| io::Error::new(io::ErrorKind::InvalidInput, what);
+    let info = map.info().map_err(|e| invalid(format!("map info: {e}")))?;
+    match info.map_type() {
+        Ok(MapType::Hash | MapType::LruHash) => {}
+        other => {
+            return Err(invalid(format!(
+                "batch operations need a hash map, not {other:?}"
+            )))
+        }
+    }
+    if info.key_size() as usize != size_of::<K>() {
+        return Err(invalid(format!(
+            "map key size {} is not {}",
+            info.key_size(),
+            size_of::<K>()
+        )));
+    }
+    if with_values && info.value_size() as usize != size_of::<V>() {
+        return Err(invalid(format!(
+            "map value size {} is not {}",
+            info.value_size(),
+            size_of::<V>()
+        )));
+    }
+    Ok(())
+}
+
+/// Every entry of the hash map `map`, read in batches. Fails (InvalidInput) when the map's
+/// key and value sizes are not those of `K` and `V`.
+pub fn lookup_all<K: aya::Pod, V: aya::Pod>(map: &MapData) -> io::Result<Vec<(K, V)>> {
+    check_layout::<K, V>(map, true)?;
+    let fd = map.fd().as_fd();
     let mut out = Vec::new();
     let mut chunk = LOOKUP_CHUNK;
     // The batch token of a hash map is a bucket index; the kernel copies key_size bytes
@@ -103,9 +138,12 @@ pub fn lookup_all<K: aya::Pod, V: aya::Pod>(fd: BorrowedFd<'_>) -> io::Result<Ve
     }
 }
 
-/// Deletes `keys` from the hash map `fd` in one batch per call; keys that are already gone
+/// Deletes `keys` from the hash map `map` in one batch per call; keys that are already gone
 /// (deleted or evicted by the datapath meanwhile) are skipped. Returns how many were deleted.
-pub fn delete_keys<K: aya::Pod>(fd: BorrowedFd<'_>, keys: &[K]) -> io::Result<usize> {
+/// Fails (InvalidInput) when the map's keys are not `K`.
+pub fn delete_keys<K: aya::Pod>(map: &MapData, keys: &[K]) -> io::Result<usize> {
+    check_layout::<K, ()>(map, false)?;
+    let fd = map.fd().as_fd();
     let mut deleted = 0;
     let mut rest = keys;
     while !rest.is_empty() {

@@ -1,9 +1,7 @@
 //! `cilium_ct4_global` / `cilium_ct_any4_global`: IPv4 connection tracking
 //! entries, and their garbage collection.
 
-use aya::maps::{HashMap, MapData};
-
-use std::os::fd::AsFd;
+use aya::maps::{HashMap, IterableMap, MapData};
 
 use super::{batch, is_not_found, open_pinned, MapsError};
 use crate::{
@@ -42,7 +40,7 @@ pub struct CtEntryRecord {
 impl CtEntryRecord {
     /// Whether the entry's lifetime ended before `now` (monotonic seconds).
     pub fn is_expired(&self, now: u32) -> bool {
-        self.entry.lifetime < now
+        self.entry.is_expired(now)
     }
 }
 
@@ -58,22 +56,15 @@ pub fn monotonic_seconds() -> Result<u32, MapsError> {
 pub struct CtMap {
     kind: CtMapKind,
     map: HashMap<MapData, Ipv4CtTuple, CtEntry>,
-    /// The same map opened once more, for the batch operations aya does not offer (its typed
-    /// maps do not hand out their descriptor).
-    raw: MapData,
 }
 
 impl CtMap {
     /// Opens the pinned map of `kind` under `paths`.
     pub fn open(paths: &BpfPaths, kind: CtMapKind) -> Result<Self, MapsError> {
-        let map = open_pinned(paths, kind.map_name())?;
-        let path = paths.map(kind.map_name());
-        let raw = MapData::from_pin(&path).map_err(|source| MapsError::Open {
-            name: kind.map_name(),
-            path,
-            source: Box::new(source),
-        })?;
-        Ok(Self { kind, map, raw })
+        Ok(Self {
+            kind,
+            map: open_pinned(paths, kind.map_name())?,
+        })
     }
 
     /// Which map this is.
@@ -107,8 +98,8 @@ impl CtMap {
     /// Deletes every entry whose lifetime ended before `now`; returns how
     /// many were deleted. Reads and deletes in batches: a pass over 100k
     /// entries is a few dozen syscalls, not 300k.
-    pub fn gc(&mut self, now: u32) -> Result<usize, MapsError> {
-        let fd = self.raw.fd().as_fd();
+    pub fn gc(&self, now: u32) -> Result<usize, MapsError> {
+        let map = IterableMap::map(&self.map);
         let batch_error = |op: &str| {
             let name = self.kind.map_name();
             let op = op.to_string();
@@ -118,12 +109,12 @@ impl CtMap {
                 source: io_error,
             }
         };
-        let expired: Vec<Ipv4CtTuple> = batch::lookup_all::<Ipv4CtTuple, CtEntry>(fd)
+        let expired: Vec<Ipv4CtTuple> = batch::lookup_all::<Ipv4CtTuple, CtEntry>(map)
             .map_err(batch_error("batch lookup"))?
             .into_iter()
-            .filter(|(_, entry)| entry.lifetime < now)
+            .filter(|(_, entry)| entry.is_expired(now))
             .map(|(tuple, _)| tuple)
             .collect();
-        batch::delete_keys(fd, &expired).map_err(batch_error("batch delete"))
+        batch::delete_keys(map, &expired).map_err(batch_error("batch delete"))
     }
 }

@@ -62,8 +62,16 @@ pub fn exec_pod(
         pod: key.to_string(),
         lab: lab.name().to_string(),
     })?;
-    let node = pod.node.parse().ok().and_then(|name| state.node(name));
-    join_node_cgroup(node.and_then(|n| n.cgroup.as_deref()))?;
+    let node = pod
+        .node
+        .parse()
+        .ok()
+        .and_then(|name| state.node(name))
+        .ok_or_else(|| ExecError::NoSuchNode {
+            node: pod.node.to_string(),
+            lab: lab.name().to_string(),
+        })?;
+    join_node_cgroup(node.cgroup.as_deref())?;
     let (program, args) = command.split_first().expect("clap requires a command");
     let mut cmd = netns::exec_in(&pod.netns, program);
     cmd.args(args).env("PATH", bins.search_path());
