@@ -395,6 +395,11 @@ static __always_inline int ct_lookup4(struct ct_packet *pkt, enum ct_dir dir,
 		tctx->reason = TRACE_REASON_CT_ESTABLISHED;
 		return CT_ESTABLISHED;
 	}
+	/* A connection's first packet is never a reply: spare the lookup
+	 * that would miss. */
+	if (pkt->tuple.nexthdr == IPPROTO_TCP &&
+	    (pkt->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN)
+		return CT_NEW;
 
 	ct_tuple_reverse4(&pkt->tuple);
 	entry = bpf_map_lookup_elem(map, &pkt->tuple);
