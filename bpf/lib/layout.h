@@ -91,7 +91,7 @@ ASSERT_OFFSET(struct trace_notify, orig_ip4, 32);
 ASSERT_OFFSET(struct trace_notify, rev_nat, 36);
 
 /* Mirrored in crates/datapath/src/events.rs (TraceSockNotify). */
-ASSERT_LAYOUT(struct trace_sock_notify, 56);
+ASSERT_LAYOUT(struct trace_sock_notify, 64);
 ASSERT_OFFSET(struct trace_sock_notify, xlate_point, 1);
 ASSERT_OFFSET(struct trace_sock_notify, l4_proto, 2);
 ASSERT_OFFSET(struct trace_sock_notify, flags, 3);
@@ -104,6 +104,7 @@ ASSERT_OFFSET(struct trace_sock_notify, orig_port, 44);
 ASSERT_OFFSET(struct trace_sock_notify, rev_nat, 46);
 ASSERT_OFFSET(struct trace_sock_notify, src_ip4, 48);
 ASSERT_OFFSET(struct trace_sock_notify, src_port, 52);
+ASSERT_OFFSET(struct trace_sock_notify, netns_cookie, 56);
 
 ASSERT_LAYOUT(struct drop_notify, 36);
 ASSERT_OFFSET(struct drop_notify, src_label, 16);

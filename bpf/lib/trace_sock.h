@@ -8,8 +8,9 @@
  * Cilium reports a forward translation twice (pre: the frontend, post: the
  * backend). Here one record per translation carries both: Cilium's 40-byte
  * layout with the translated address (the post point), followed by the
- * address before the translation, the service's reverse-NAT index and the
- * socket's own address. One ring-buffer reserve and submit per connect.
+ * address before the translation, the service's reverse-NAT index, the
+ * socket's own address and its network namespace's cookie. One ring-buffer
+ * reserve and submit per connect.
  */
 #pragma once
 
@@ -47,6 +48,10 @@
  *   rev_nat             reverse-NAT index of the frontend (network order)
  *   src_ip4/src_port    the socket's own address; 0 while it is not bound
  *                       (a connect() usually runs before the kernel picks one)
+ *   netns_cookie        the cookie of the socket's network namespace, which
+ *                       names the client pod when the socket has no address
+ *                       yet (every pod has its own namespace; the agent reads
+ *                       each endpoint's with SO_NETNS_COOKIE)
  *
  * Ports are in network order.
  */
@@ -72,6 +77,7 @@ struct trace_sock_notify {
 	__be32	src_ip4;
 	__be16	src_port;
 	__u16	pad2;
+	__u64	netns_cookie;
 };
 
 /* The record's name for an IP protocol number. */
@@ -147,5 +153,6 @@ send_trace_sock_notify4(struct bpf_sock_addr *ctx,
 		msg->src_port = bpf_htons((__u16)sk->src_port);
 	}
 	msg->pad2 = 0;
+	msg->netns_cookie = bpf_get_netns_cookie(ctx);
 	events_submit(msg);
 }

@@ -74,6 +74,8 @@ pub struct Agent {
     pub identity_cache: cilium_identity::IdentityCache,
     pub policy: PolicyEngine,
     pub services: Arc<crate::services::Services>,
+    /// Local endpoints by their network namespace's cookie (for Hubble's socket flows).
+    pub netns_cookies: crate::netns_cookie::NetnsCookies,
 }
 
 impl Agent {
@@ -324,6 +326,7 @@ impl Agent {
                 .resolve_later(EndpointSelector::Id(endpoint.id));
         }
         self.apply_endpoint_policy(endpoint.id);
+        self.netns_cookies.learn(endpoint.id, &endpoint.netns);
         self.cluster.endpoint_up(
             endpoint.ipv4,
             endpoint.identity,
@@ -353,6 +356,7 @@ impl Agent {
             }
             removed?
         };
+        self.netns_cookies.forget(removed.id);
         self.cluster.endpoint_down(removed.ipv4);
         tracing::info!(endpoint = %removed.id, container = %removed.container_id, "endpoint deleted");
         Ok(())

@@ -25,6 +25,7 @@ use crate::cluster::view::LocalNode;
 use crate::cluster::{pod_cidr, Cluster};
 use crate::config::{AgentConfig, AttachModeArg, KvstoreKind, RoutingMode};
 use crate::identity::{self, Identities};
+use crate::netns_cookie::NetnsCookies;
 use crate::node_datapath::NodeDatapath;
 use crate::policy::PolicyEngine;
 use crate::{api, host_devices, monitor_server, node_address};
@@ -95,10 +96,12 @@ pub async fn run(mut config: AgentConfig) -> anyhow::Result<()> {
         &config.node_name,
         &config.cluster_name,
     );
+    let netns_cookies = NetnsCookies::default();
     {
         let endpoints = prepared.endpoints.lock().expect("endpoints lock");
         for ep in endpoints.list() {
             cluster.endpoint_up(ep.ipv4, ep.identity, &ep.k8s_namespace, &ep.k8s_pod_name);
+            netns_cookies.learn(ep.id, &ep.netns);
             // Take this node's identity references again; the number normally stays, so the
             // running programs are left alone.
             identities.resolve_later(cilium_endpoint::EndpointSelector::Id(ep.id));
@@ -129,6 +132,7 @@ pub async fn run(mut config: AgentConfig) -> anyhow::Result<()> {
         identity_cache,
         policy: PolicyEngine::new(config.enable_policy),
         services: Arc::new(services),
+        netns_cookies,
     });
     tokio::spawn(identity::run_worker(Arc::clone(&agent), identity_queue));
     spawn_policy_refresh(Arc::clone(&agent));

@@ -1,5 +1,5 @@
-//! Hubble in the agent: the flow context over the agent's state (local endpoints, the
-//! cluster's pods from the kvstore's IP entries, their workloads from the Pod objects'
+//! Hubble in the agent: the flow context over the agent's state (local endpoints, also by
+//! their network namespace's cookie, the cluster's pods from the kvstore's IP entries, their workloads from the Pod objects'
 //! owner references, identities, the load balancer's frontends), the decoder fed by the event
 //! drain, and the Observer API on the unix socket next to the agent's API socket and, with
 //! `--hubble-listen-address`, on TCP (published in the kvstore as the node's Hubble peer,
@@ -193,6 +193,7 @@ fn local_endpoint(endpoint: &Endpoint) -> EndpointInfo {
         namespace: endpoint.k8s_namespace.clone(),
         pod_name: endpoint.k8s_pod_name.clone(),
         workloads: Vec::new(),
+        ip: Some(IpAddr::V4(endpoint.ipv4)),
     }
 }
 
@@ -238,6 +239,7 @@ impl FlowContext for AgentContext {
                     namespace: pair.k8s_namespace,
                     pod_name: pair.k8s_pod_name,
                     workloads: Vec::new(),
+                    ip: Some(IpAddr::V4(ip)),
                 })
             })
             .map(|info| self.with_workloads(info))
@@ -249,6 +251,11 @@ impl FlowContext for AgentContext {
                 .map(local_endpoint)
         })
         .map(|info| self.with_workloads(info))
+    }
+
+    fn endpoint_by_netns_cookie(&self, cookie: u64) -> Option<EndpointInfo> {
+        let id = self.agent.netns_cookies.endpoint(cookie)?;
+        self.endpoint_by_id(id.0)
     }
 
     fn identity_labels(&self, identity: u32) -> Option<Vec<String>> {

@@ -11,6 +11,7 @@ mod hubble;
 mod identity;
 mod metrics;
 mod monitor_server;
+mod netns_cookie;
 mod node_address;
 mod node_datapath;
 mod pod_metadata;

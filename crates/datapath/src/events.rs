@@ -55,6 +55,8 @@ pub struct TraceSockNotify {
     pub src_port: [u8; 2],
     /// Zero.
     pub pad2: u16,
+    /// `bpf_get_netns_cookie()`: the socket's network namespace.
+    pub netns_cookie: u64,
 }
 
 // SAFETY: repr(C) with only integer fields and arrays and no implicit padding
@@ -260,6 +262,9 @@ pub struct TraceSockEvent {
     /// The socket's own address; unspecified while the socket is not bound
     /// (a first connect() runs before the kernel picks one).
     pub local_address: SocketAddrV4,
+    /// Cookie of the socket's network namespace (`SO_NETNS_COOKIE` of any
+    /// socket in it): names the client pod while the socket has no address.
+    pub netns_cookie: u64,
 }
 
 impl TraceSockEvent {
@@ -313,6 +318,7 @@ impl TraceSockEvent {
             orig_address: v4(msg.orig_ip4, msg.orig_port),
             rev_nat: u16::from_be_bytes(msg.rev_nat),
             local_address: v4(msg.src_ip4, msg.src_port),
+            netns_cookie: msg.netns_cookie,
         })
     }
 }
@@ -609,6 +615,7 @@ mod tests {
             rev_nat: 3u16.to_be_bytes(),
             src_ip4: [10, 0, 1, 5],
             src_port: 34219u16.to_be_bytes(),
+            netns_cookie: 0x5eed,
             ..TraceSockNotify::default()
         };
         bytes_of(&msg)
@@ -617,7 +624,7 @@ mod tests {
     #[test]
     fn trace_sock_layout_matches_the_c_struct() {
         use std::mem::offset_of;
-        assert_eq!(size_of::<TraceSockNotify>(), 56);
+        assert_eq!(size_of::<TraceSockNotify>(), 64);
         assert_eq!(offset_of!(TraceSockNotify, xlate_point), 1);
         assert_eq!(offset_of!(TraceSockNotify, l4_proto), 2);
         assert_eq!(offset_of!(TraceSockNotify, flags), 3);
@@ -630,6 +637,7 @@ mod tests {
         assert_eq!(offset_of!(TraceSockNotify, rev_nat), 46);
         assert_eq!(offset_of!(TraceSockNotify, src_ip4), 48);
         assert_eq!(offset_of!(TraceSockNotify, src_port), 52);
+        assert_eq!(offset_of!(TraceSockNotify, netns_cookie), 56);
     }
 
     #[test]
@@ -648,6 +656,7 @@ mod tests {
         assert_eq!(sock.backend(), sock.address);
         assert_eq!(sock.rev_nat, 3);
         assert_eq!(sock.local_address, "10.0.1.5:34219".parse().expect("addr"));
+        assert_eq!(sock.netns_cookie, 0x5eed);
         assert_eq!(DatapathEvent::TraceSock(sock).header(), None);
     }
 
@@ -673,7 +682,7 @@ mod tests {
             Err(EventParseError::Truncated {
                 kind: "trace-sock",
                 len: 40,
-                needed: 56
+                needed: 64
             })
         ));
         let mut v6 = record.clone();

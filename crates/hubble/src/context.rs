@@ -1,5 +1,5 @@
-//! What the flow decoder asks the agent: who is behind an address or an endpoint ID, which
-//! labels an identity carries, what an interface is called, which Service a frontend
+//! What the flow decoder asks the agent: who is behind an address, an endpoint ID or a
+//! network namespace (by its cookie), which labels an identity carries, what an interface is called, which Service a frontend
 //! belongs to.
 //!
 //! The agent implements [`FlowContext`] over its endpoint manager, identity cache, the
@@ -23,6 +23,9 @@ pub struct EndpointInfo {
     pub pod_name: String,
     /// Controllers owning the pod (Deployment, ...), when known.
     pub workloads: Vec<Workload>,
+    /// The pod's address, when known: what names a socket that has no address of its own
+    /// yet, found by its network namespace.
+    pub ip: Option<IpAddr>,
 }
 
 /// The transport protocol of a service frontend.
@@ -41,6 +44,11 @@ pub trait FlowContext: Send + Sync {
 
     /// The local endpoint with this ID.
     fn endpoint_by_id(&self, id: u16) -> Option<EndpointInfo>;
+
+    /// The local endpoint whose network namespace has this cookie (`SO_NETNS_COOKIE`, what
+    /// `bpf_get_netns_cookie()` reports for its sockets), with its address. `None` when no
+    /// endpoint's namespace is known to have it.
+    fn endpoint_by_netns_cookie(&self, cookie: u64) -> Option<EndpointInfo>;
 
     /// Labels of a security identity, `source:key=value`, sorted (reserved identities
     /// included, e.g. `reserved:world`). `None` when the identity is unknown.
@@ -74,6 +82,10 @@ impl FlowContext for NoContext {
     }
 
     fn endpoint_by_id(&self, _id: u16) -> Option<EndpointInfo> {
+        None
+    }
+
+    fn endpoint_by_netns_cookie(&self, _cookie: u64) -> Option<EndpointInfo> {
         None
     }
 

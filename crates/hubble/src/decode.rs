@@ -332,6 +332,8 @@ mod tests {
     /// The `deathstar` Service's ClusterIP (port 80/TCP, reverse-NAT index 3).
     pub(super) const DEATHSTAR_SVC: [u8; 4] = [10, 96, 0, 10];
     pub(super) const DEATHSTAR_REV_NAT: u16 = 3;
+    /// Cookie of xwing's network namespace, for the socket translations of its connects.
+    pub(super) const XWING_NETNS: u64 = 0x5eed;
 
     pub(super) fn deathstar_service() -> Service {
         Service {
@@ -340,7 +342,8 @@ mod tests {
         }
     }
 
-    /// Node 2's view: deathstar is local endpoint 42, xwing a pod on another node.
+    /// Node 2's view: deathstar is local endpoint 42, xwing a pod on another node (the
+    /// socket-translation tests let its sockets connect here, from [`XWING_NETNS`]).
     struct Node2 {
         by_ip: HashMap<IpAddr, EndpointInfo>,
         labels: HashMap<u32, Vec<String>>,
@@ -354,6 +357,7 @@ mod tests {
                 namespace: "default".into(),
                 pod_name: "deathstar".into(),
                 workloads: Vec::new(),
+                ip: Some(IpAddr::from(DEATHSTAR)),
             };
             let xwing = EndpointInfo {
                 id: 0,
@@ -364,6 +368,7 @@ mod tests {
                     name: "xwing".into(),
                     kind: "Deployment".into(),
                 }],
+                ip: Some(IpAddr::from(XWING)),
             };
             let ns = "k8s:io.kubernetes.pod.namespace=default".to_string();
             Arc::new(Node2 {
@@ -399,6 +404,11 @@ mod tests {
                 .values()
                 .find(|ep| ep.id == u32::from(id))
                 .cloned()
+        }
+        fn endpoint_by_netns_cookie(&self, cookie: u64) -> Option<EndpointInfo> {
+            (cookie == XWING_NETNS)
+                .then(|| self.by_ip.get(&IpAddr::from(XWING)).cloned())
+                .flatten()
         }
         fn identity_labels(&self, identity: u32) -> Option<Vec<String>> {
             self.labels.get(&identity).cloned()

@@ -27,6 +27,9 @@ impl FlowContext for Counting {
     fn endpoint_by_id(&self, id: u16) -> Option<EndpointInfo> {
         self.inner.endpoint_by_id(id)
     }
+    fn endpoint_by_netns_cookie(&self, cookie: u64) -> Option<EndpointInfo> {
+        self.inner.endpoint_by_netns_cookie(cookie)
+    }
     fn identity_labels(&self, identity: u32) -> Option<Vec<String>> {
         self.inner.identity_labels(identity)
     }

@@ -5,7 +5,8 @@
 //! without backends fails `connect()` at once, the hooks survive an agent restart without
 //! duplicates, and with `--bpf-lb-sock=false` the same client still gets through, translated
 //! per packet. Hubble on the client's node reports each translation as a trace-sock flow:
-//! `post-xlate-fwd` from connect() to the backend, naming the service, and `post-xlate-rev`
+//! `post-xlate-fwd` from connect() to the backend, naming the service and the client pod
+//! (found by its network namespace's cookie: the socket has no address yet), and `post-xlate-rev`
 //! from getpeername() back from the service, for the same socket. The node cgroups go with
 //! the lab.
 #![cfg(feature = "privileged-tests")]
@@ -329,6 +330,20 @@ fn assert_translations_in_hubble(lab: &Lab, run: &ClientRun) {
         "the backend pod: {forward}"
     );
     assert_ne!(forward["cgroup_id"], serde_json::Value::Null, "{forward}");
+    assert_eq!(
+        (
+            &forward["source"]["namespace"],
+            &forward["source"]["pod_name"]
+        ),
+        (&serde_json::json!("default"), &serde_json::json!("client")),
+        "connect() runs before the socket has an address: its network namespace names the \
+         client pod: {forward}"
+    );
+    assert_eq!(
+        forward["IP"]["source"],
+        lab.pod_ip("client").as_str(),
+        "the client's address comes from its pod: {forward}"
+    );
     assert_eq!(reverse["source_service"], web, "{reverse}");
     assert_eq!(reverse["IP"]["source"], WEB_IP.to_string(), "{reverse}");
     assert_eq!(reverse["l4"]["TCP"]["source_port"], 80, "{reverse}");

@@ -32,6 +32,9 @@ impl FlowContext for Table {
     fn endpoint_by_id(&self, id: u16) -> Option<EndpointInfo> {
         self.by_ip.values().find(|e| e.id == u32::from(id)).cloned()
     }
+    fn endpoint_by_netns_cookie(&self, _cookie: u64) -> Option<EndpointInfo> {
+        None
+    }
     fn identity_labels(&self, identity: u32) -> Option<Vec<String>> {
         Some(vec![
             format!("k8s:app=pod{identity}"),
@@ -97,17 +100,21 @@ fn per_second(count: usize, started: Instant) -> f64 {
 }
 
 fn main() {
-    let pod = |id, identity, name: &str| EndpointInfo {
+    let pod = |id, identity, name: &str, ip: [u8; 4]| EndpointInfo {
         id,
         identity,
         namespace: "default".into(),
         pod_name: name.into(),
         workloads: Vec::new(),
+        ip: Some(IpAddr::from(ip)),
     };
     let context = Arc::new(Table {
         by_ip: HashMap::from([
-            (IpAddr::from(XWING), pod(0, 1234, "xwing")),
-            (IpAddr::from(DEATHSTAR), pod(42, 5678, "deathstar")),
+            (IpAddr::from(XWING), pod(0, 1234, "xwing", XWING)),
+            (
+                IpAddr::from(DEATHSTAR),
+                pod(42, 5678, "deathstar", DEATHSTAR),
+            ),
         ]),
     });
     let capacity = Capacity::new(65535).expect("valid capacity");

@@ -7,7 +7,9 @@
 //!
 //! Cilium finds the client pod by its cgroup; every lab pod shares its node's cgroup, so the
 //! client is found by the socket's own address — known once the socket is bound (always for
-//! a reverse translation; for a first connect only when the application bound it).
+//! a reverse translation; for a first connect only when the application bound it) — else by
+//! the socket's network namespace: every pod has its own, and the record carries its cookie.
+//! A client found that way lends the flow its address (with port 0: no port is chosen yet).
 
 use std::net::{IpAddr, SocketAddrV4};
 
@@ -23,14 +25,16 @@ use crate::context::{EndpointInfo, FrontendProtocol};
 impl FlowDecoder {
     /// The flow of one socket translation.
     pub(super) fn trace_sock(&self, sock: &TraceSockEvent) -> Flow {
-        let local = (!sock.local_address.ip().is_unspecified()).then_some(sock.local_address);
+        let (client, client_info) = self.client(sock);
         let peer = sock.address;
+        let peer_info = self.endpoint_at(peer);
         // Forward: socket -> backend. Reverse: frontend -> socket.
-        let (source, destination) = if sock.xlate_point.is_reverse() {
-            (Some(peer), local)
-        } else {
-            (local, Some(peer))
-        };
+        let ((source, source_info), (destination, destination_info)) =
+            if sock.xlate_point.is_reverse() {
+                ((Some(peer), peer_info), (client, client_info))
+            } else {
+                ((client, client_info), (Some(peer), peer_info))
+            };
         let service = self.translated_service(sock);
         let (source_service, destination_service) = if sock.xlate_point.is_reverse() {
             (service, None)
@@ -56,8 +60,8 @@ impl FlowDecoder {
                 encrypted: false,
             }),
             l4: l4(sock.protocol, source, destination),
-            source: Some(self.endpoint(self.endpoint_at(source))),
-            destination: Some(self.endpoint(self.endpoint_at(destination))),
+            source: Some(self.endpoint(source_info)),
+            destination: Some(self.endpoint(destination_info)),
             source_service,
             destination_service,
             event_type: Some(CiliumEventType {
@@ -72,10 +76,32 @@ impl FlowDecoder {
         }
     }
 
+    /// The socket's own end: its address when it is bound, and the pod behind it — by that
+    /// address, else by the socket's network namespace, whose pod then also gives the
+    /// address when the socket had none.
+    fn client(&self, sock: &TraceSockEvent) -> (Option<SocketAddrV4>, EndpointInfo) {
+        let local = (!sock.local_address.ip().is_unspecified()).then_some(sock.local_address);
+        let by_address = local.and_then(|a| self.context.endpoint_by_ip(IpAddr::V4(*a.ip())));
+        if let Some(info) = by_address {
+            return (local, info);
+        }
+        let Some(info) = (sock.netns_cookie != 0)
+            .then(|| self.context.endpoint_by_netns_cookie(sock.netns_cookie))
+            .flatten()
+        else {
+            return (local, EndpointInfo::default());
+        };
+        let address = local.or(match info.ip {
+            Some(IpAddr::V4(ip)) => Some(SocketAddrV4::new(ip, 0)),
+            _ => None,
+        });
+        (address, info)
+    }
+
     /// What the context knows of the pod at `address`, nothing when it is not known.
-    fn endpoint_at(&self, address: Option<SocketAddrV4>) -> EndpointInfo {
-        address
-            .and_then(|a| self.context.endpoint_by_ip(IpAddr::V4(*a.ip())))
+    fn endpoint_at(&self, address: SocketAddrV4) -> EndpointInfo {
+        self.context
+            .endpoint_by_ip(IpAddr::V4(*address.ip()))
             .unwrap_or_default()
     }
 
@@ -139,6 +165,7 @@ mod tests {
 
     use super::super::tests::{
         at, deathstar_service, decoder, DEATHSTAR, DEATHSTAR_REV_NAT, DEATHSTAR_SVC, XWING,
+        XWING_NETNS,
     };
     use super::*;
 
@@ -157,6 +184,7 @@ mod tests {
             orig_address: v4(DEATHSTAR_SVC, 80),
             rev_nat: DEATHSTAR_REV_NAT,
             local_address: local,
+            netns_cookie: XWING_NETNS,
         }
     }
 
@@ -200,14 +228,66 @@ mod tests {
     }
 
     #[test]
-    fn an_unbound_socket_has_no_source_yet() {
+    fn an_unbound_socket_is_named_by_its_network_namespace() {
+        let flow = decoder().decode(&DatapathEvent::TraceSock(connect(v4([0; 4], 0))), at());
+        let ip = flow.ip.expect("IP layer");
+        assert_eq!(
+            (ip.source.as_str(), ip.destination.as_str()),
+            ("10.0.1.5", "10.0.2.7"),
+            "the client's address comes from its pod"
+        );
+        let Some(layer4::Protocol::Tcp(tcp)) = flow.l4.and_then(|l4| l4.protocol) else {
+            panic!("expected TCP ports");
+        };
+        assert_eq!(
+            (tcp.source_port, tcp.destination_port),
+            (0, 8080),
+            "no source port is chosen before connect() returns"
+        );
+        let source = flow.source.expect("source endpoint");
+        assert_eq!(
+            (source.namespace.as_str(), source.pod_name.as_str()),
+            ("default", "xwing-5d8f7c9b6-x2x7z")
+        );
+        assert_eq!(source.identity, 1234);
+        assert!(
+            source.labels.contains(&"k8s:class=xwing".to_string()),
+            "{:?}",
+            source.labels
+        );
+        assert_eq!(source.workloads.len(), 1);
+    }
+
+    #[test]
+    fn an_unbound_socket_in_an_unknown_namespace_has_no_source() {
         let mut sock = connect(v4([0, 0, 0, 0], 0));
+        sock.netns_cookie = 0xdead;
         // A frontend the context does not know by address is found by its index.
         sock.orig_address = v4([192, 168, 0, 2], 30080);
         let flow = decoder().decode(&DatapathEvent::TraceSock(sock), at());
         assert_eq!(flow.ip.as_ref().map(|ip| ip.source.as_str()), Some(""));
         assert_eq!(flow.source.map(|s| s.pod_name), Some(String::new()));
         assert_eq!(flow.destination_service, Some(deathstar_service()));
+    }
+
+    #[test]
+    fn a_reverse_translation_of_an_unbound_socket_goes_to_its_pod() {
+        let sock = TraceSockEvent {
+            xlate_point: XlatePoint::POST_DIRECTION_REV,
+            protocol: SockProtocol::Udp,
+            address: v4(DEATHSTAR_SVC, 80),
+            orig_address: v4(DEATHSTAR, 8080),
+            ..connect(v4([0; 4], 0))
+        };
+        let flow = decoder().decode(&DatapathEvent::TraceSock(sock), at());
+        assert_eq!(
+            flow.ip.map(|ip| ip.destination),
+            Some("10.0.1.5".to_string())
+        );
+        assert_eq!(
+            flow.destination.map(|d| d.pod_name),
+            Some("xwing-5d8f7c9b6-x2x7z".to_string())
+        );
     }
 
     #[test]

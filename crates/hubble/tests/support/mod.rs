@@ -100,24 +100,29 @@ pub struct StarWars {
 
 impl StarWars {
     pub fn new() -> Arc<Self> {
-        let pod = |id: u32, identity: u32, name: &str| EndpointInfo {
-            id,
-            identity,
-            namespace: "default".into(),
-            pod_name: name.into(),
-            workloads: Vec::new(),
+        let pod = |id: u32, identity: u32, name: &str, ip: [u8; 4]| {
+            (
+                IpAddr::from(ip),
+                EndpointInfo {
+                    id,
+                    identity,
+                    namespace: "default".into(),
+                    pod_name: name.into(),
+                    workloads: Vec::new(),
+                    ip: Some(IpAddr::from(ip)),
+                },
+            )
         };
         Arc::new(StarWars {
             by_ip: HashMap::from([
-                (
-                    IpAddr::from(DEATHSTAR),
-                    pod(u32::from(DEATHSTAR_EP), DEATHSTAR_ID, "deathstar"),
+                pod(
+                    u32::from(DEATHSTAR_EP),
+                    DEATHSTAR_ID,
+                    "deathstar",
+                    DEATHSTAR,
                 ),
-                (IpAddr::from(XWING), pod(0, XWING_ID, "xwing")),
-                (
-                    IpAddr::from(TIEFIGHTER),
-                    pod(0, TIEFIGHTER_ID, "tiefighter"),
-                ),
+                pod(0, XWING_ID, "xwing", XWING),
+                pod(0, TIEFIGHTER_ID, "tiefighter", TIEFIGHTER),
             ]),
         })
     }
@@ -133,6 +138,11 @@ impl FlowContext for StarWars {
             .values()
             .find(|ep| ep.id == u32::from(id))
             .cloned()
+    }
+
+    /// No sockets are translated on this node.
+    fn endpoint_by_netns_cookie(&self, _cookie: u64) -> Option<EndpointInfo> {
+        None
     }
 
     fn identity_labels(&self, identity: u32) -> Option<Vec<String>> {
