@@ -25,6 +25,7 @@ use crate::cluster::view::LocalNode;
 use crate::cluster::{pod_cidr, Cluster};
 use crate::config::{AgentConfig, AttachModeArg, KvstoreKind, RoutingMode};
 use crate::identity::{self, Identities};
+use crate::kvstore_metrics::InstrumentedStore;
 use crate::netns_cookie::NetnsCookies;
 use crate::node_datapath::NodeDatapath;
 use crate::policy::PolicyEngine;
@@ -183,21 +184,22 @@ pub async fn run(mut config: AgentConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The configured store, every operation timed for the agent's metrics.
 async fn connect_kvstore(config: &AgentConfig) -> anyhow::Result<Arc<dyn KvStore>> {
-    Ok(match config.kvstore {
-        KvstoreKind::Embedded => Arc::new(MemoryStore::new()),
+    let (store, kind): (Arc<dyn KvStore>, &'static str) = match config.kvstore {
+        KvstoreKind::Embedded => (Arc::new(MemoryStore::new()), "embedded"),
         KvstoreKind::Etcd => {
             anyhow::ensure!(
                 !config.kvstore_endpoints.is_empty(),
                 "--kvstore etcd needs --kvstore-endpoints"
             );
-            Arc::new(
-                EtcdStore::connect(EtcdConfig::new(config.kvstore_endpoints.clone()))
-                    .await
-                    .context("setting up the etcd client")?,
-            )
+            let etcd = EtcdStore::connect(EtcdConfig::new(config.kvstore_endpoints.clone()))
+                .await
+                .context("setting up the etcd client")?;
+            (Arc::new(etcd), "etcd")
         }
-    })
+    };
+    Ok(Arc::new(InstrumentedStore::new(store, kind)))
 }
 
 /// The node's pod CIDR: given on the command line, kept from before a restart, or claimed

@@ -9,6 +9,7 @@ mod daemon;
 mod host_devices;
 mod hubble;
 mod identity;
+mod kvstore_metrics;
 mod metrics;
 mod monitor_server;
 mod netns_cookie;

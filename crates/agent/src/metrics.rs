@@ -1,6 +1,7 @@
 //! Prometheus metrics over plain HTTP (`GET /metrics`): the agent's own on
-//! `--prometheus-serve-addr` (endpoints, policy rules, identities, and the datapath's forward
-//! and drop counters read from `cilium_metrics` at scrape time), and Hubble's flow counters on
+//! `--prometheus-serve-addr` (endpoints, policy rules, identities, the datapath's forward
+//! and drop counters read from `cilium_metrics` at scrape time, kvstore operation durations
+//! and BPF map operation counts), and Hubble's flow counters on
 //! `--hubble-metrics-server` for the groups `--hubble-metrics` names.
 
 use std::net::SocketAddr;
@@ -10,7 +11,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::routing::get;
 use axum::Router;
 use cilium_datapath::bpffs::BpfPaths;
-use cilium_datapath::maps::MetricsMap;
+use cilium_datapath::maps::{map_op_counts, MapOpCount, MetricsMap};
 use cilium_hubble::metrics::{FlowMetrics, MetricGroups, MetricsConfigError};
 use cilium_hubble::EventSender;
 use cilium_identity::ReservedIdentity;
@@ -128,6 +129,8 @@ struct AgentSnapshot {
     drops: Vec<(String, &'static str, u64)>,
     /// `(direction, packets)` forwarded.
     forwards: Vec<(&'static str, u64)>,
+    /// This process's BPF map operations so far.
+    map_ops: Vec<MapOpCount>,
 }
 
 fn render_agent(agent: &Agent) -> String {
@@ -148,6 +151,7 @@ fn render_agent(agent: &Agent) -> String {
         }
     }
     snapshot.policy_rules = agent.policy.rule_count() as i64;
+    snapshot.map_ops = map_op_counts();
     snapshot.identities = vec![
         ("global", agent.identity_cache.len() as i64),
         ("local", agent.policy.cidr_identities().len() as i64),
@@ -226,6 +230,26 @@ fn render(snapshot: &AgentSnapshot) -> String {
         "Total forwarded packets by direction",
         forwards,
     );
+    registry.register(
+        "kvstore_operations_duration_seconds",
+        "Duration in seconds of kvstore operations",
+        crate::kvstore_metrics::operations().clone(),
+    );
+    let map_ops = Family::<Vec<(&'static str, String)>, Counter>::default();
+    for op in &snapshot.map_ops {
+        map_ops
+            .get_or_create(&vec![
+                ("map_name", op.map_name.clone()),
+                ("operation", op.operation.to_string()),
+                ("outcome", op.outcome.to_string()),
+            ])
+            .inc_by(op.count);
+    }
+    registry.register(
+        "bpf_map_ops",
+        "Total operations on BPF maps by map name, operation and outcome",
+        map_ops,
+    );
     let mut text = String::new();
     // Writing into a String cannot fail.
     let _ = encode(&mut text, &registry);
@@ -269,6 +293,12 @@ mod tests {
             identities: vec![("global", 5), ("local", 1), ("reserved", 10)],
             drops: vec![("Policy denied".into(), "INGRESS", 4)],
             forwards: vec![("EGRESS", 100)],
+            map_ops: vec![MapOpCount {
+                map_name: "cilium_lxc".into(),
+                operation: "update",
+                outcome: "success",
+                count: 7,
+            }],
         };
         let text = render(&snapshot);
         assert_eq!(value(&text, "cilium_endpoint", &[]), 3.0);
@@ -297,7 +327,28 @@ mod tests {
             100.0
         );
 
-        for family in ["cilium_drop_count", "cilium_forward_count"] {
+        assert_eq!(
+            value(
+                &text,
+                "cilium_bpf_map_ops_total",
+                &[
+                    ("map_name", "cilium_lxc"),
+                    ("operation", "update"),
+                    ("outcome", "success")
+                ]
+            ),
+            7.0
+        );
+        assert!(
+            text.contains("# TYPE cilium_kvstore_operations_duration_seconds histogram"),
+            "the kvstore histogram is exposed:\n{text}"
+        );
+
+        for family in [
+            "cilium_drop_count",
+            "cilium_forward_count",
+            "cilium_bpf_map_ops",
+        ] {
             assert!(
                 text.contains(&format!("# TYPE {family} counter")),
                 "{family} is a counter:\n{text}"

@@ -1,7 +1,8 @@
 //! Prometheus metrics in the Star Wars lab: with `--prometheus-serve-addr` and
 //! `--hubble-metrics-server` set on every agent, xwing's policy-denied connection to deathstar
 //! shows on deathstar's node both in the agent's datapath drop counter and in Hubble's drop
-//! counter, scraped over HTTP from inside the node.
+//! counter, scraped over HTTP from inside the node; the agent also exposes how long its kvstore
+//! calls took and how many BPF map operations it made.
 #![cfg(feature = "privileged-tests")]
 
 use std::time::Duration;
@@ -54,6 +55,22 @@ fn a_star_wars_drop_raises_the_agent_and_hubble_drop_counters() {
     assert!(
         sample(&agent_before, "cilium_policy").is_some_and(|rules| rules >= 1.0),
         "the imported rule is counted:\n{agent_before}"
+    );
+    // The agent's own work: kvstore calls timed (etcd in the lab), map writes counted.
+    assert!(
+        total(&agent_before, "cilium_kvstore_operations_duration_seconds_count") > 0.0
+            && agent_before.contains(
+                r#"cilium_kvstore_operations_duration_seconds_count{action="put",kind="etcd",outcome="success",scope="ip"}"#
+            ),
+        "kvstore operations are timed (the pods' IP entries were put):\n{agent_before}"
+    );
+    assert!(
+        sample(
+            &agent_before,
+            r#"cilium_bpf_map_ops_total{map_name="cilium_lxc",operation="update",outcome="success"}"#
+        )
+        .is_some_and(|n| n >= 1.0),
+        "the endpoints' map writes are counted:\n{agent_before}"
     );
     let hubble_before = eventually(Duration::from_secs(10), "Hubble metrics served", || {
         scrape(&lab, "node2", 9965)

@@ -6,7 +6,11 @@ use aya::{
     programs::ProgramFd,
 };
 
-use super::{is_not_found, open_pinned, MapsError};
+use super::{
+    is_not_found, open_pinned,
+    ops::{counted, MapOp},
+    MapsError,
+};
 use crate::{
     abi::{CALL_POLICY_MAP, POLICY_PROG_MAP_SIZE},
     bpffs::BpfPaths,
@@ -39,19 +43,22 @@ impl CallPolicyMap {
     /// Points slot `id` at `program` (atomically replacing any previous one).
     pub fn set(&mut self, id: u16, program: &ProgramFd) -> Result<(), MapsError> {
         let index = Self::check_id(id)?;
-        self.map
-            .set(index, program, 0)
-            .map_err(|source| MapsError::Operation {
-                name: CALL_POLICY_MAP,
-                op: format!("set endpoint {id}"),
-                source: Box::new(source),
-            })
+        counted(
+            CALL_POLICY_MAP,
+            MapOp::Update,
+            self.map.set(index, program, 0),
+        )
+        .map_err(|source| MapsError::Operation {
+            name: CALL_POLICY_MAP,
+            op: format!("set endpoint {id}"),
+            source: Box::new(source),
+        })
     }
 
     /// Empties slot `id`; returns whether it held a program.
     pub fn clear(&mut self, id: u16) -> Result<bool, MapsError> {
         let index = Self::check_id(id)?;
-        match self.map.clear_index(&index) {
+        match counted(CALL_POLICY_MAP, MapOp::Delete, self.map.clear_index(&index)) {
             Ok(()) => Ok(true),
             Err(err) if is_not_found(&err) => Ok(false),
             Err(source) => Err(MapsError::Operation {

@@ -3,7 +3,11 @@
 
 use aya::maps::{HashMap, IterableMap, MapData};
 
-use super::{batch, is_not_found, open_pinned, MapsError};
+use super::{
+    batch, is_not_found, open_pinned,
+    ops::{record, record_many, MapOp},
+    MapsError,
+};
 use crate::{
     abi::{CtEntry, Ipv4CtTuple, CT_ANY4_MAP, CT_TCP4_MAP},
     bpffs::BpfPaths,
@@ -115,6 +119,16 @@ impl CtMap {
             .filter(|(_, entry)| entry.is_expired(now))
             .map(|(tuple, _)| tuple)
             .collect();
-        batch::delete_keys(map, &expired).map_err(batch_error("batch delete"))
+        let name = self.kind.map_name();
+        match batch::delete_keys(map, &expired) {
+            Ok(deleted) => {
+                record_many(name, MapOp::Delete, true, deleted as u64);
+                Ok(deleted)
+            }
+            Err(io_error) => {
+                record(name, MapOp::Delete, false);
+                Err(batch_error("batch delete")(io_error))
+            }
+        }
     }
 }

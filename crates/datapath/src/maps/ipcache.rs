@@ -6,7 +6,11 @@ use std::net::Ipv4Addr;
 use aya::maps::{lpm_trie::Key, LpmTrie, MapData};
 use ipnet::Ipv4Net;
 
-use super::{is_not_found, open_pinned, MapsError};
+use super::{
+    is_not_found, open_pinned,
+    ops::{counted, MapOp},
+    MapsError,
+};
 use crate::{
     abi::{IpcacheKey, RemoteEndpointInfo, IPCACHE_MAP, IPCACHE_STATIC_PREFIX_BITS},
     bpffs::BpfPaths,
@@ -61,14 +65,17 @@ impl IpcacheMap {
 
     /// Inserts or replaces the entry for `prefix`.
     pub fn upsert(&mut self, prefix: Ipv4Net, info: &RemoteEndpointInfo) -> Result<(), MapsError> {
-        self.map
-            .insert(&key_of(prefix), info, 0)
-            .map_err(Self::op_error(format!("upsert {prefix}")))
+        counted(
+            IPCACHE_MAP,
+            MapOp::Update,
+            self.map.insert(&key_of(prefix), info, 0),
+        )
+        .map_err(Self::op_error(format!("upsert {prefix}")))
     }
 
     /// Deletes the entry for exactly `prefix`; returns whether there was one.
     pub fn delete(&mut self, prefix: Ipv4Net) -> Result<bool, MapsError> {
-        match self.map.remove(&key_of(prefix)) {
+        match counted(IPCACHE_MAP, MapOp::Delete, self.map.remove(&key_of(prefix))) {
             Ok(()) => Ok(true),
             Err(err) if is_not_found(&err) => Ok(false),
             Err(err) => Err(Self::op_error(format!("delete {prefix}"))(err)),
@@ -78,7 +85,11 @@ impl IpcacheMap {
     /// What the datapath finds for `ip`: the entry of the longest prefix
     /// holding it, if any.
     pub fn lookup(&self, ip: Ipv4Addr) -> Result<Option<RemoteEndpointInfo>, MapsError> {
-        match self.map.get(&key_of(Ipv4Net::from(ip)), 0) {
+        match counted(
+            IPCACHE_MAP,
+            MapOp::Lookup,
+            self.map.get(&key_of(Ipv4Net::from(ip)), 0),
+        ) {
             Ok(info) => Ok(Some(info)),
             Err(err) if is_not_found(&err) => Ok(None),
             Err(err) => Err(Self::op_error(format!("lookup {ip}"))(err)),

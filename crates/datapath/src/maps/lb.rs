@@ -11,7 +11,11 @@ use cilium_loadbalancer::{
     ServiceFlags, ServiceKey, ServiceValue, Slot,
 };
 
-use super::{open_pinned, MapsError};
+use super::{
+    open_pinned,
+    ops::{counted, MapOp},
+    MapsError,
+};
 use crate::{
     bpffs::BpfPaths,
     lb_abi::{
@@ -192,9 +196,12 @@ impl LbMaps {
         array
             .set(0, Box::new(inner).as_ref(), 0)
             .map_err(op_error(LB4_MAGLEV_MAP, format!("fill table {rev_nat}")))?;
-        self.maglev
-            .insert(rev_nat.0.to_be(), &array, 0)
-            .map_err(op_error(LB4_MAGLEV_MAP, format!("insert table {rev_nat}")))
+        counted(
+            LB4_MAGLEV_MAP,
+            MapOp::Update,
+            self.maglev.insert(rev_nat.0.to_be(), &array, 0),
+        )
+        .map_err(op_error(LB4_MAGLEV_MAP, format!("insert table {rev_nat}")))
     }
 }
 
@@ -204,27 +211,32 @@ impl MapWriter for LbMaps {
     fn apply(&mut self, op: &LbOp) -> Result<(), MapsError> {
         let what = op.to_string();
         match op {
-            LbOp::UpsertBackend { id, backend } => self
-                .backends
-                .insert(id.0, lb4_backend(backend), 0)
-                .map_err(op_error(LB4_BACKENDS_MAP, what)),
-            LbOp::UpsertRevNat { index, frontend } => self
-                .rev_nat
-                .insert(
+            LbOp::UpsertBackend { id, backend } => updated(
+                self.backends.insert(id.0, lb4_backend(backend), 0),
+                LB4_BACKENDS_MAP,
+                what,
+            ),
+            LbOp::UpsertRevNat { index, frontend } => updated(
+                self.rev_nat.insert(
                     index.0.to_be(),
                     Lb4ReverseNat::new(frontend.ip, frontend.port),
                     0,
-                )
-                .map_err(op_error(LB4_REVERSE_NAT_MAP, what)),
-            LbOp::UpsertAffinityMatch(m) => self
-                .affinity_match
-                .insert(LbAffinityMatch::new(m.backend.0, m.rev_nat.0), 0, 0)
-                .map_err(op_error(LB_AFFINITY_MATCH_MAP, what)),
+                ),
+                LB4_REVERSE_NAT_MAP,
+                what,
+            ),
+            LbOp::UpsertAffinityMatch(m) => updated(
+                self.affinity_match
+                    .insert(LbAffinityMatch::new(m.backend.0, m.rev_nat.0), 0, 0),
+                LB_AFFINITY_MATCH_MAP,
+                what,
+            ),
             LbOp::UpsertMaglev { rev_nat, table } => self.upsert_maglev(*rev_nat, table),
-            LbOp::UpsertService { key, value } => self
-                .services
-                .insert(lb4_key(key), lb4_service(value), 0)
-                .map_err(op_error(LB4_SERVICES_MAP, what)),
+            LbOp::UpsertService { key, value } => updated(
+                self.services.insert(lb4_key(key), lb4_service(value), 0),
+                LB4_SERVICES_MAP,
+                what,
+            ),
             LbOp::DeleteService { key } => {
                 ignore_missing(self.services.remove(&lb4_key(key)), LB4_SERVICES_MAP, what)
             }
@@ -257,13 +269,23 @@ fn op_error(name: &'static str, op: String) -> impl FnOnce(aya::maps::MapError) 
     }
 }
 
-/// A delete of an entry that is already gone succeeded.
+/// Counts the update whose kernel result is `result` and adds context to a failure.
+fn updated(
+    result: Result<(), aya::maps::MapError>,
+    name: &'static str,
+    op: String,
+) -> Result<(), MapsError> {
+    counted(name, MapOp::Update, result).map_err(op_error(name, op))
+}
+
+/// Counts the delete whose kernel result is `result`; a delete of an entry that is
+/// already gone succeeded.
 fn ignore_missing(
     result: Result<(), aya::maps::MapError>,
     name: &'static str,
     op: String,
 ) -> Result<(), MapsError> {
-    match result {
+    match counted(name, MapOp::Delete, result) {
         Err(e) if !super::is_not_found(&e) => Err(op_error(name, op)(e)),
         _ => Ok(()),
     }

@@ -4,7 +4,11 @@ use std::net::Ipv4Addr;
 
 use aya::maps::{HashMap, MapData};
 
-use super::{is_not_found, open_pinned, MapsError};
+use super::{
+    is_not_found, open_pinned,
+    ops::{counted, MapOp},
+    MapsError,
+};
 use crate::{
     abi::{EndpointInfo, EndpointKey, LXC_MAP},
     bpffs::BpfPaths,
@@ -34,18 +38,25 @@ impl LxcMap {
 
     /// Inserts or replaces the entry for `ip`.
     pub fn upsert(&mut self, ip: Ipv4Addr, info: &EndpointInfo) -> Result<(), MapsError> {
-        self.map
-            .insert(EndpointKey::ipv4(ip), info, 0)
-            .map_err(|source| MapsError::Operation {
-                name: LXC_MAP,
-                op: format!("upsert {ip}"),
-                source: Box::new(source),
-            })
+        counted(
+            LXC_MAP,
+            MapOp::Update,
+            self.map.insert(EndpointKey::ipv4(ip), info, 0),
+        )
+        .map_err(|source| MapsError::Operation {
+            name: LXC_MAP,
+            op: format!("upsert {ip}"),
+            source: Box::new(source),
+        })
     }
 
     /// The entry for `ip`, if any.
     pub fn get(&self, ip: Ipv4Addr) -> Result<Option<EndpointInfo>, MapsError> {
-        match self.map.get(&EndpointKey::ipv4(ip), 0) {
+        match counted(
+            LXC_MAP,
+            MapOp::Lookup,
+            self.map.get(&EndpointKey::ipv4(ip), 0),
+        ) {
             Ok(info) => Ok(Some(info)),
             Err(err) if is_not_found(&err) => Ok(None),
             Err(source) => Err(MapsError::Operation {
@@ -58,7 +69,11 @@ impl LxcMap {
 
     /// Deletes the entry for `ip`; returns whether there was one.
     pub fn delete(&mut self, ip: Ipv4Addr) -> Result<bool, MapsError> {
-        match self.map.remove(&EndpointKey::ipv4(ip)) {
+        match counted(
+            LXC_MAP,
+            MapOp::Delete,
+            self.map.remove(&EndpointKey::ipv4(ip)),
+        ) {
             Ok(()) => Ok(true),
             Err(err) if is_not_found(&err) => Ok(false),
             Err(source) => Err(MapsError::Operation {

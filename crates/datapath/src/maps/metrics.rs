@@ -3,7 +3,11 @@
 
 use aya::maps::{MapData, PerCpuHashMap};
 
-use super::{is_not_found, open_pinned, MapsError};
+use super::{
+    is_not_found, open_pinned,
+    ops::{counted, MapOp},
+    MapsError,
+};
 use crate::{
     abi::{MetricsKey, MetricsValue, METRICS_MAP},
     bpffs::BpfPaths,
@@ -78,7 +82,7 @@ impl MetricsMap {
             dir: direction.bits(),
             reserved: [0; 3],
         };
-        match self.map.get(&key, 0) {
+        match counted(METRICS_MAP, MapOp::Lookup, self.map.get(&key, 0)) {
             Ok(values) => Ok(Some(sum(key, &values))),
             Err(err) if is_not_found(&err) => Ok(None),
             Err(source) => Err(MapsError::Operation {

@@ -12,6 +12,7 @@ mod ipcache;
 mod lb;
 mod lxc;
 mod metrics;
+mod ops;
 mod policy;
 
 use std::{io, path::PathBuf};
@@ -28,6 +29,7 @@ pub use ipcache::{IpcacheEntry, IpcacheMap};
 pub use lb::{LbMaps, Unreadable};
 pub use lxc::{LxcEntry, LxcMap};
 pub use metrics::{MetricsEntry, MetricsMap};
+pub use ops::{map_op_counts, MapOp, MapOpCount};
 pub use policy::{
     Direction, Enforcement, PolicyEnforcementMap, PolicyMap, PolicyMapEntry, PolicyMapKey,
 };

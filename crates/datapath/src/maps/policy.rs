@@ -7,7 +7,11 @@ use std::{collections::HashMap, path::PathBuf};
 
 use aya::maps::{lpm_trie::Key, Array, LpmTrie, Map, MapData};
 
-use super::{is_not_found, open_pinned, MapsError};
+use super::{
+    is_not_found, open_pinned,
+    ops::{counted, MapOp},
+    MapsError,
+};
 use crate::{
     abi::{
         policy_map_name, PolicyEntry, PolicyKey, LPM_PROTO_PREFIX_BITS, POLICY_ENFORCEMENT_MAP,
@@ -211,15 +215,22 @@ impl PolicyMap {
         let mut written = 0;
         for (key, entry) in &desired {
             if current.get(key) != Some(entry) {
-                self.map
-                    .insert(&key.to_trie_key()?, entry, 0)
-                    .map_err(self.op_error(format!("upsert {key:?}")))?;
+                counted(
+                    POLICY_MAP,
+                    MapOp::Update,
+                    self.map.insert(&key.to_trie_key()?, entry, 0),
+                )
+                .map_err(self.op_error(format!("upsert {key:?}")))?;
                 written += 1;
             }
         }
         let mut deleted = 0;
         for key in current.keys().filter(|key| !desired.contains_key(*key)) {
-            match self.map.remove(&key.to_trie_key()?) {
+            match counted(
+                POLICY_MAP,
+                MapOp::Delete,
+                self.map.remove(&key.to_trie_key()?),
+            ) {
                 Ok(()) => deleted += 1,
                 Err(err) if is_not_found(&err) => {}
                 Err(err) => return Err(self.op_error(format!("delete {key:?}"))(err)),
@@ -283,26 +294,31 @@ impl PolicyEnforcementMap {
 
     /// Endpoint `id`'s switches.
     pub fn get(&self, id: u16) -> Result<Enforcement, MapsError> {
-        let flags = self
-            .map
-            .get(&Self::index(id)?, 0)
-            .map_err(|source| MapsError::Operation {
-                name: POLICY_ENFORCEMENT_MAP,
-                op: format!("read endpoint {id}"),
-                source: Box::new(source),
-            })?;
+        let flags = counted(
+            POLICY_ENFORCEMENT_MAP,
+            MapOp::Lookup,
+            self.map.get(&Self::index(id)?, 0),
+        )
+        .map_err(|source| MapsError::Operation {
+            name: POLICY_ENFORCEMENT_MAP,
+            op: format!("read endpoint {id}"),
+            source: Box::new(source),
+        })?;
         Ok(Enforcement::from_flags(flags))
     }
 
     /// Sets endpoint `id`'s switches.
     pub fn set(&mut self, id: u16, enforcement: Enforcement) -> Result<(), MapsError> {
-        self.map
-            .set(Self::index(id)?, enforcement.flags(), 0)
-            .map_err(|source| MapsError::Operation {
-                name: POLICY_ENFORCEMENT_MAP,
-                op: format!("set endpoint {id}"),
-                source: Box::new(source),
-            })
+        counted(
+            POLICY_ENFORCEMENT_MAP,
+            MapOp::Update,
+            self.map.set(Self::index(id)?, enforcement.flags(), 0),
+        )
+        .map_err(|source| MapsError::Operation {
+            name: POLICY_ENFORCEMENT_MAP,
+            op: format!("set endpoint {id}"),
+            source: Box::new(source),
+        })
     }
 }
 

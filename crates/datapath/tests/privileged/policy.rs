@@ -7,11 +7,14 @@ use std::net::Ipv4Addr;
 
 use cilium_datapath::{
     abi::{
-        RemoteEndpointInfo, CILIUM_NOTIFY_POLICY_VERDICT, TRACE_AGGREGATE_ACTIVE_CT, TUPLE_F_IN,
-        TUPLE_F_OUT,
+        RemoteEndpointInfo, CILIUM_NOTIFY_POLICY_VERDICT, IPCACHE_MAP, POLICY_MAP,
+        TRACE_AGGREGATE_ACTIVE_CT, TUPLE_F_IN, TUPLE_F_OUT,
     },
     codes::DropReason,
-    maps::{CtMap, CtMapKind, Direction, Enforcement, PolicyEntry, PolicyMap, PolicyMapKey},
+    maps::{
+        map_op_counts, CtMap, CtMapKind, Direction, Enforcement, PolicyEntry, PolicyMap,
+        PolicyMapKey,
+    },
     AttachPreference, Datapath, DatapathEvent, DropEvent, EndpointDatapathConfig, EndpointObject,
     EndpointProgram, PolicyVerdictEvent,
 };
@@ -136,6 +139,14 @@ const INGRESS: Enforcement = Enforcement {
     egress: false,
 };
 
+/// Successful `update`s of `map` counted so far in this process.
+fn successful_updates(map: &str) -> u64 {
+    map_op_counts()
+        .iter()
+        .find(|c| c.map_name == map && c.operation == "update" && c.outcome == "success")
+        .map_or(0, |c| c.count)
+}
+
 #[test]
 fn egress_without_a_matching_entry_is_dropped_as_policy_denied() {
     let fx = Fixture::new();
@@ -180,8 +191,10 @@ fn an_explicit_deny_beats_an_allow() {
     let fx = Fixture::new();
     let src = endpoint(11, "lxc-a", 11);
     let dst = endpoint(22, "lxc-b", 22);
+    let ipcache_before = successful_updates(IPCACHE_MAP);
     let src_obj = fx.endpoint(&src);
     let _dst_obj = fx.endpoint(&dst);
+    let policy_before = successful_updates(POLICY_MAP);
     fx.set_policy(
         &src,
         EGRESS,
@@ -195,6 +208,17 @@ fn an_explicit_deny_beats_an_allow() {
                 PolicyEntry::deny(),
             ),
         ],
+    );
+    // Counters are process-wide and other tests run concurrently: at least ours.
+    assert!(
+        successful_updates(POLICY_MAP) >= policy_before + 2,
+        "both policy entries written count as successful updates: {:#?}",
+        map_op_counts()
+    );
+    assert!(
+        successful_updates(IPCACHE_MAP) >= ipcache_before + 2,
+        "both endpoints' ipcache entries count as successful updates: {:#?}",
+        map_op_counts()
     );
 
     let denied = run(
