@@ -63,26 +63,28 @@ pub struct MapOpCount {
 }
 
 /// Counts keyed by (map name, operation, succeeded).
-static COUNTS: Mutex<BTreeMap<(String, MapOp, bool), u64>> = Mutex::new(BTreeMap::new());
+/// Map names are the crate's constants, so a count costs no allocation (policy syncs write
+/// thousands of entries).
+static COUNTS: Mutex<BTreeMap<(&'static str, MapOp, bool), u64>> = Mutex::new(BTreeMap::new());
 
 /// Counts `n` operations `op` on `map_name` that succeeded (`ok`) or failed.
-pub(crate) fn record_many(map_name: &str, op: MapOp, ok: bool, n: u64) {
+pub(crate) fn record_many(map_name: &'static str, op: MapOp, ok: bool, n: u64) {
     if n == 0 {
         return;
     }
     let mut counts = COUNTS.lock().unwrap_or_else(PoisonError::into_inner);
-    *counts.entry((map_name.to_string(), op, ok)).or_default() += n;
+    *counts.entry((map_name, op, ok)).or_default() += n;
 }
 
 /// Counts one operation `op` on `map_name` that succeeded (`ok`) or failed.
-pub(crate) fn record(map_name: &str, op: MapOp, ok: bool) {
+pub(crate) fn record(map_name: &'static str, op: MapOp, ok: bool) {
     record_many(map_name, op, ok, 1);
 }
 
 /// Counts the single-key operation whose kernel result is `result` (a
 /// "not found" is a success) and hands the result back unchanged.
 pub(crate) fn counted<T>(
-    map_name: &str,
+    map_name: &'static str,
     op: MapOp,
     result: Result<T, MapError>,
 ) -> Result<T, MapError> {
@@ -100,7 +102,7 @@ pub fn map_op_counts() -> Vec<MapOpCount> {
     let mut out: Vec<MapOpCount> = counts
         .iter()
         .map(|((map_name, op, ok), count)| MapOpCount {
-            map_name: map_name.clone(),
+            map_name: map_name.to_string(),
             operation: op.as_str(),
             outcome: if *ok { "success" } else { "fail" },
             count: *count,
