@@ -260,6 +260,7 @@ __noinline int ipv4_from_lxc_translated(struct __sk_buff *ctx, __u32 l4_off,
 					struct from_lxc_dst *dst)
 {
 	struct remote_endpoint_info *remote;
+	struct ct_entry *reopened;
 	struct trace_ctx tctx = {};
 	struct endpoint_info *ep;
 	__u32 dst_label = 0;
@@ -269,7 +270,7 @@ __noinline int ipv4_from_lxc_translated(struct __sk_buff *ctx, __u32 l4_off,
 	if (!pkt || !dst)
 		return DROP_INVALID;
 	daddr = pkt->tuple.daddr;
-	ret = ct_lookup4(pkt, CT_EGRESS, &tctx);
+	ret = ct_lookup4(pkt, CT_EGRESS, &tctx, &reopened);
 	if (ret == CT_REPLY && pkt->loopback)
 		return hairpin_reply4(ctx, l4_off, pkt);
 	/* Only NodePort connections' ingress entries carry one in a reply. */
@@ -287,7 +288,7 @@ __noinline int ipv4_from_lxc_translated(struct __sk_buff *ctx, __u32 l4_off,
 			return ret;
 	}
 	if (ret == CT_NEW) {
-		ret = ct_create_new4(pkt, SECLABEL, &tctx);
+		ret = ct_create_new4(pkt, SECLABEL, &tctx, reopened);
 		if (IS_DROP(ret))
 			return ret;
 	}
@@ -392,6 +393,7 @@ static __always_inline int ipv4_to_endpoint(struct __sk_buff *ctx,
 {
 	__u16 nodeport_rev_nat = lb4_nodeport_cb_take(ctx);
 	struct trace_ctx tctx = { .rev_nat = trace_rev_nat_cb_take(ctx) };
+	struct ct_entry *reopened;
 	struct ct_packet pkt = {};
 	struct ethhdr *eth;
 	struct iphdr *ip4;
@@ -407,7 +409,7 @@ static __always_inline int ipv4_to_endpoint(struct __sk_buff *ctx,
 	ret = ct_extract4(ctx, ip4, &pkt);
 	if (IS_DROP(ret))
 		return ret;
-	ret = ct_lookup4(&pkt, CT_INGRESS, &tctx);
+	ret = ct_lookup4(&pkt, CT_INGRESS, &tctx, &reopened);
 	if (ct_is_new(ret) && saddr == IPV4_LOOPBACK) {
 		/* The pod reaching itself through a service: no policy, as
 		 * in Cilium; the entry remembers the frontend for the reply. */
@@ -425,7 +427,7 @@ static __always_inline int ipv4_to_endpoint(struct __sk_buff *ctx,
 		 * frontend for the replies. */
 		if (nodeport_rev_nat)
 			pkt.rev_nat_index = nodeport_rev_nat;
-		ret = ct_create_new4(&pkt, *src_label, &tctx);
+		ret = ct_create_new4(&pkt, *src_label, &tctx, reopened);
 		if (IS_DROP(ret))
 			return ret;
 	}
@@ -499,6 +501,7 @@ int handle_policy(struct __sk_buff *ctx)
 static __always_inline int handle_ipv4_to_lxc(struct __sk_buff *ctx,
 					      __be32 *saddr, __u32 *src_label)
 {
+	struct ct_entry *reopened;
 	struct trace_ctx tctx = {};
 	struct ct_packet pkt = {};
 	struct iphdr *ip4;
@@ -514,7 +517,7 @@ static __always_inline int handle_ipv4_to_lxc(struct __sk_buff *ctx,
 	ret = ct_extract4(ctx, ip4, &pkt);
 	if (IS_DROP(ret))
 		return ret;
-	ret = ct_lookup4(&pkt, CT_INGRESS, &tctx);
+	ret = ct_lookup4(&pkt, CT_INGRESS, &tctx, &reopened);
 	if (ret == CT_REPLY && pkt.rev_nat_index && !pkt.loopback) {
 		ret = lb4_rev_nat(ctx, l4_off, &pkt.tuple, pkt.rev_nat_index,
 				  pkt.tuple.daddr);
@@ -529,7 +532,7 @@ static __always_inline int handle_ipv4_to_lxc(struct __sk_buff *ctx,
 			return ret;
 	}
 	if (ret == CT_NEW) {
-		ret = ct_create_new4(&pkt, *src_label, &tctx);
+		ret = ct_create_new4(&pkt, *src_label, &tctx, reopened);
 		if (IS_DROP(ret))
 			return ret;
 	}

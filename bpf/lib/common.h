@@ -68,10 +68,13 @@ static __always_inline bool ctx_pull(struct __sk_buff *ctx, __u32 len)
 /**
  * bpf_now_sec - CLOCK_MONOTONIC time in whole seconds
  *
- * bpf_ktime_get_ns() reads CLOCK_MONOTONIC, so user space can compare
- * these values with clock_gettime(CLOCK_MONOTONIC).
+ * The coarse clock is CLOCK_MONOTONIC as of the last timer tick: whole
+ * seconds are what lifetimes need, and it costs no clock-source read (a
+ * TSC read is slow under virtualisation, and every conntrack lookup
+ * takes the time). User space compares these values with
+ * clock_gettime(CLOCK_MONOTONIC).
  */
 static __always_inline __u32 bpf_now_sec(void)
 {
-	return (__u32)(bpf_ktime_get_ns() / NSEC_PER_SEC);
+	return (__u32)(bpf_ktime_get_coarse_ns() / NSEC_PER_SEC);
 }

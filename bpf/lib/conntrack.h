@@ -7,10 +7,10 @@
  * packet that created it (saddr/sport = its source, daddr/dport = its
  * destination) and TUPLE_F_OUT when it was created on egress from an
  * endpoint, TUPLE_F_IN when created on ingress to one. Both endpoints of a
- * local connection keep their own entry in the shared map. A packet first
- * looks up its own tuple (CT_ESTABLISHED); failing that, the reversed
- * tuple with the direction flag flipped (CT_REPLY); failing that it is
- * CT_NEW. tx_* counters count the creating direction, rx_* the reply.
+ * local connection keep their own entry in the shared map. A packet's own
+ * tuple finds it CT_ESTABLISHED, the reversed tuple with the direction flag
+ * flipped CT_REPLY (ct_lookup4 tries the likelier one first); with neither
+ * it is CT_NEW. tx_* counters count the creating direction, rx_* the reply.
  * ICMP echo uses the identifier as a port: the request's source port, the
  * reply's destination port, so replies match their request.
  *
@@ -320,8 +320,10 @@ static __always_inline bool ct_account(struct ct_entry *entry,
  *
  * Such a connection is new in every way: it may be translated to another
  * frontend's backend (service entries pick afresh after a close), or be
- * hairpinned, so ct_lookup4 drops the old entry and the caller creates one
- * from what the packet carries now.
+ * hairpinned, so ct_lookup4 reports it as CT_NEW and ct_create_new4
+ * rewrites the old entry, in place, from what the packet carries now.
+ * (Clients that open connections at a high rate reuse their ports within
+ * the close timeout; rewriting spares the map a delete and an insert.)
  */
 static __always_inline bool ct_reopens(const struct ct_entry *entry,
 				       const struct ct_packet *pkt)
@@ -337,11 +339,14 @@ static __always_inline bool ct_reopens(const struct ct_entry *entry,
  * @pkt: the packet, with tuple flags already set for its direction
  * @src_sec_id: identity of the connection's source
  * @now: bpf_now_sec()
+ * @reopened: the closing entry of the same tuple to rewrite, or NULL to
+ *            insert a new one
  *
  * Returns 0 or DROP_CT_CREATE_FAILED.
  */
 static __always_inline int ct_create4(const struct ct_packet *pkt,
-				      __u32 src_sec_id, __u32 now)
+				      __u32 src_sec_id, __u32 now,
+				      struct ct_entry *reopened)
 {
 	struct ct_entry entry = {};
 
@@ -356,10 +361,64 @@ static __always_inline int ct_create4(const struct ct_packet *pkt,
 		entry.seen_non_syn = 1;
 	entry.lifetime = now + ct_lifetime(&entry, pkt->tuple.nexthdr);
 
+	if (reopened) {
+		*reopened = entry;
+		return 0;
+	}
 	if (bpf_map_update_elem(ct_map4(pkt->tuple.nexthdr), &pkt->tuple,
 				&entry, BPF_ANY) < 0)
 		return DROP_CT_CREATE_FAILED;
 	return 0;
+}
+
+/* ct_lookup_as4's answer when the entry it looked for does not exist. */
+#define CT_ABSENT	(-1)
+
+/*
+ * Which of a packet's two lookups to try first. Servers listen on low ports
+ * and clients send from ephemeral ones, so a packet from a lower port to a
+ * higher one is most likely a reply: trying its reverse tuple first spares
+ * each reply a lookup that misses, on a bucket nothing else touches (a cache
+ * miss). Either order finds the same entry; only the cost differs.
+ */
+static __always_inline bool ct_reply_likely(const struct ipv4_ct_tuple *tuple)
+{
+	return bpf_ntohs(tuple->sport) < bpf_ntohs(tuple->dport);
+}
+
+/*
+ * One lookup of ct_lookup4: the packet's own tuple (@reply false) or its
+ * reverse (@reply true). Accounts the packet to the entry found and returns
+ * CT_ESTABLISHED or CT_REPLY, CT_NEW for a fresh SYN on a closing entry
+ * (*@reopened set), or CT_ABSENT.
+ */
+static __always_inline int ct_lookup_as4(void *map, struct ct_packet *pkt,
+					 bool reply, __u32 now,
+					 struct trace_ctx *tctx,
+					 struct ct_entry **reopened)
+{
+	struct ct_entry *entry;
+
+	if (reply)
+		ct_tuple_reverse4(&pkt->tuple);
+	entry = bpf_map_lookup_elem(map, &pkt->tuple);
+	if (reply)
+		ct_tuple_reverse4(&pkt->tuple);
+	if (!entry)
+		return CT_ABSENT;
+	if (!reply && ct_reopens(entry, pkt)) {
+		*reopened = entry;
+		return CT_NEW;
+	}
+	pkt->rev_nat_index = entry->rev_nat_index;
+	pkt->loopback = entry->lb_loopback;
+	tctx->monitor = ct_account(entry, pkt, reply, now);
+	if (reply) {
+		tctx->reason = TRACE_REASON_CT_REPLY;
+		return CT_REPLY;
+	}
+	tctx->reason = TRACE_REASON_CT_ESTABLISHED;
+	return CT_ESTABLISHED;
 }
 
 /**
@@ -368,50 +427,43 @@ static __always_inline int ct_create4(const struct ct_packet *pkt,
  *       with the direction flag of @dir
  * @dir: CT_EGRESS (leaving an endpoint) or CT_INGRESS (entering one)
  * @tctx: receives the trace reason and the monitor decision
+ * @reopened: set to the closing entry a fresh SYN reuses the tuple of (to
+ *            be handed to ct_create_new4), NULL otherwise
  *
- * Returns CT_ESTABLISHED, CT_REPLY, or CT_NEW when no entry exists yet or a
- * fresh SYN reuses a closing entry's tuple (that entry is deleted); the
- * caller then creates one with ct_create_new4, which needs the identity of
- * the connection's source.
+ * Returns CT_ESTABLISHED (the packet's own tuple has an entry), CT_REPLY
+ * (the reversed tuple, direction flag flipped, has one), or CT_NEW when
+ * neither exists or a fresh SYN reuses a closing entry's tuple; the caller
+ * then creates the entry with ct_create_new4, which needs the identity of
+ * the connection's source. Until then a reused entry stays as it was:
+ * closing.
  */
 static __always_inline int ct_lookup4(struct ct_packet *pkt, enum ct_dir dir,
-				      struct trace_ctx *tctx)
+				      struct trace_ctx *tctx,
+				      struct ct_entry **reopened)
 {
 	void *map = ct_map4(pkt->tuple.nexthdr);
-	struct ct_entry *entry;
 	__u32 now = bpf_now_sec();
+	bool reply_first;
+	int ret;
 
+	*reopened = NULL;
 	pkt->tuple.flags = dir == CT_INGRESS ? TUPLE_F_IN : TUPLE_F_OUT;
 
-	entry = bpf_map_lookup_elem(map, &pkt->tuple);
-	if (entry) {
-		if (ct_reopens(entry, pkt)) {
-			bpf_map_delete_elem(map, &pkt->tuple);
-			return CT_NEW;
-		}
-		pkt->rev_nat_index = entry->rev_nat_index;
-		pkt->loopback = entry->lb_loopback;
-		tctx->monitor = ct_account(entry, pkt, false, now);
-		tctx->reason = TRACE_REASON_CT_ESTABLISHED;
-		return CT_ESTABLISHED;
-	}
-	/* A connection's first packet is never a reply: spare the lookup
-	 * that would miss. */
+	/* A connection's first packet is never a reply. */
+	if (pkt->tuple.nexthdr == IPPROTO_TCP &&
+	    (pkt->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN)
+		reply_first = false;
+	else
+		reply_first = ct_reply_likely(&pkt->tuple);
+
+	ret = ct_lookup_as4(map, pkt, reply_first, now, tctx, reopened);
+	if (ret != CT_ABSENT)
+		return ret;
 	if (pkt->tuple.nexthdr == IPPROTO_TCP &&
 	    (pkt->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN)
 		return CT_NEW;
-
-	ct_tuple_reverse4(&pkt->tuple);
-	entry = bpf_map_lookup_elem(map, &pkt->tuple);
-	ct_tuple_reverse4(&pkt->tuple);
-	if (entry) {
-		pkt->rev_nat_index = entry->rev_nat_index;
-		pkt->loopback = entry->lb_loopback;
-		tctx->monitor = ct_account(entry, pkt, true, now);
-		tctx->reason = TRACE_REASON_CT_REPLY;
-		return CT_REPLY;
-	}
-	return CT_NEW;
+	ret = ct_lookup_as4(map, pkt, !reply_first, now, tctx, reopened);
+	return ret == CT_ABSENT ? CT_NEW : ret;
 }
 
 /**
@@ -419,16 +471,18 @@ static __always_inline int ct_lookup4(struct ct_packet *pkt, enum ct_dir dir,
  * @pkt: the packet as ct_lookup4 left it
  * @src_sec_id: identity of the connection's source, stored in the entry
  * @tctx: receives the trace reason and the monitor decision
+ * @reopened: what ct_lookup4 set it to
  *
  * Returns CT_NEW or DROP_CT_CREATE_FAILED.
  */
 static __always_inline int ct_create_new4(const struct ct_packet *pkt,
 					  __u32 src_sec_id,
-					  struct trace_ctx *tctx)
+					  struct trace_ctx *tctx,
+					  struct ct_entry *reopened)
 {
 	int ret;
 
-	ret = ct_create4(pkt, src_sec_id, bpf_now_sec());
+	ret = ct_create4(pkt, src_sec_id, bpf_now_sec(), reopened);
 	if (IS_DROP(ret))
 		return ret;
 	tctx->reason = TRACE_REASON_POLICY;

@@ -147,7 +147,7 @@ struct lb4_affinity_key {
 } __attribute__((packed));
 
 struct lb_affinity_val {
-	__u64 last_used;	/* bpf_ktime_get_ns() / NSEC_PER_SEC */
+	__u64 last_used;	/* bpf_now_sec() */
 	__u32 backend_id;
 	__u32 pad;
 } __attribute__((packed));

@@ -335,7 +335,7 @@ impl Lb4AffinityKey {
 #[repr(C, packed)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LbAffinityVal {
-    /// When the entry was last used, in seconds of `bpf_ktime_get_ns()`.
+    /// When the entry was last used, in CLOCK_MONOTONIC seconds (`bpf_now_sec()`).
     pub last_used: u64,
     /// The backend chosen.
     pub backend_id: u32,

@@ -49,7 +49,7 @@ impl CtEntryRecord {
 }
 
 /// CLOCK_MONOTONIC in whole seconds: the clock of `ct_entry.lifetime`
-/// (the datapath uses `bpf_ktime_get_ns() / 1e9`).
+/// (the datapath reads the coarse CLOCK_MONOTONIC, `bpf_ktime_get_coarse_ns() / 1e9`).
 pub fn monotonic_seconds() -> Result<u32, MapsError> {
     let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
         .map_err(|source| MapsError::Clock { source })?;

@@ -301,6 +301,91 @@ fn fin_and_rst_shorten_the_connection_lifetime() {
 }
 
 #[test]
+fn a_fresh_syn_reopens_a_closed_connection_in_place() {
+    let fx = Fixture::new(TRACE_AGGREGATE_ACTIVE_CT);
+    let client = endpoint(11, "lxc-a", 11);
+    let server = endpoint(22, "lxc-b", 22);
+    let client_obj = fx.load_registered(&client);
+    let server_obj = fx.load_registered(&server);
+    let client_entry = |fx: &Fixture| {
+        let ct = fx.ct(CtMapKind::Tcp);
+        let entry = find_ct(&ct, client.ipv4, server.ipv4, 40021, 80, TUPLE_F_OUT).clone();
+        (entry, ct.len())
+    };
+
+    let syn = tcp_packet(&client, server.ipv4, 40021, 80, TCP_SYN, 64);
+    run(from_container(&client_obj), &syn);
+    let ack = tcp_packet(&client, server.ipv4, 40021, 80, TCP_ACK, 64);
+    run(from_container(&client_obj), &ack);
+    let rst = tcp_packet(&server, client.ipv4, 80, 40021, TCP_RST, 64);
+    run(from_container(&server_obj), &rst);
+    let (closed, entries) = client_entry(&fx);
+    assert_eq!(
+        closed.flags & (CT_F_TX_CLOSING | CT_F_RX_CLOSING),
+        CT_F_TX_CLOSING | CT_F_RX_CLOSING
+    );
+    fx.events();
+
+    // The client reuses its port within the close timeout.
+    assert_eq!(
+        run(from_container(&client_obj), &syn).retval,
+        TC_ACT_REDIRECT
+    );
+    let (reopened, entries_after) = client_entry(&fx);
+    assert_eq!(entries_after, entries, "the closed entry is reused");
+    assert_eq!(
+        reopened.flags & (CT_F_TX_CLOSING | CT_F_RX_CLOSING),
+        0,
+        "the new connection is open: {reopened:#?}"
+    );
+    assert_eq!((reopened.tx_packets, reopened.rx_packets), (1, 0));
+    let left = i64::from(reopened.lifetime) - i64::from(monotonic_seconds().expect("clock"));
+    assert!(
+        (55..=61).contains(&left),
+        "a new SYN lives 60 s, not {left}"
+    );
+    let reasons: Vec<_> = traces(&fx.events()).iter().map(|t| t.reason).collect();
+    assert_eq!(
+        reasons,
+        vec![TraceReason::NEW],
+        "reported as a new connection"
+    );
+}
+
+#[test]
+fn connections_from_a_low_port_to_a_high_one_are_tracked_both_ways() {
+    // ct_lookup4 tries a low-to-high-port packet as a reply first; a client
+    // on a low port must still be tracked in its own direction.
+    let fx = Fixture::new(TRACE_AGGREGATE_ACTIVE_CT);
+    let client = endpoint(11, "lxc-a", 11);
+    let server = endpoint(22, "lxc-b", 22);
+    let client_obj = fx.load_registered(&client);
+    let server_obj = fx.load_registered(&server);
+
+    run(
+        from_container(&client_obj),
+        &tcp_packet(&client, server.ipv4, 80, 40031, TCP_SYN, 64),
+    );
+    run(
+        from_container(&server_obj),
+        &tcp_packet(&server, client.ipv4, 40031, 80, TCP_SYN | TCP_ACK, 64),
+    );
+    run(
+        from_container(&client_obj),
+        &tcp_packet(&client, server.ipv4, 80, 40031, TCP_ACK, 64),
+    );
+
+    let ct = fx.ct(CtMapKind::Tcp);
+    assert_eq!(ct.len(), 2, "one entry per endpoint: {ct:#?}");
+    let client_entry = find_ct(&ct, client.ipv4, server.ipv4, 80, 40031, TUPLE_F_OUT);
+    assert_eq!((client_entry.tx_packets, client_entry.rx_packets), (2, 1));
+    let server_entry = find_ct(&ct, client.ipv4, server.ipv4, 80, 40031, TUPLE_F_IN);
+    assert_eq!((server_entry.tx_packets, server_entry.rx_packets), (2, 1));
+    let reasons: Vec<_> = traces(&fx.events()).iter().map(|t| t.reason).collect();
+    assert_eq!(reasons, vec![TraceReason::NEW, TraceReason::REPLY]);
+}
+
+#[test]
 fn without_aggregation_every_packet_is_traced_at_every_point() {
     let fx = Fixture::new(TRACE_AGGREGATE_NONE);
     let src = endpoint(11, "lxc-a", 11);
