@@ -309,7 +309,7 @@ fn a_fresh_syn_reopens_a_closed_connection_in_place() {
     let server_obj = fx.load_registered(&server);
     let client_entry = |fx: &Fixture| {
         let ct = fx.ct(CtMapKind::Tcp);
-        let entry = find_ct(&ct, client.ipv4, server.ipv4, 40021, 80, TUPLE_F_OUT).clone();
+        let entry = *find_ct(&ct, client.ipv4, server.ipv4, 40021, 80, TUPLE_F_OUT);
         (entry, ct.len())
     };
 
