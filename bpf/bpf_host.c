@@ -30,7 +30,8 @@
  *     reverse entry and sent to the client by the FIB.
  * A frontend without backends answers with an ICMP port unreachable out of
  * the device it came in, after counting the drop. Packets for a local pod
- * skip these lookups: a pod's address is never a frontend.
+ * skip these lookups: a pod's address is never a frontend; other nodes'
+ * tunnel traffic skips every map lookup.
  *
  * It shares the node-wide pinned maps with bpf_lxc.c.
  */
@@ -212,11 +213,6 @@ static __always_inline int nodeport_from_netdev(struct __sk_buff *ctx,
 	ret = ct_extract4(ctx, ip4, &pkt);
 	if (IS_DROP(ret))
 		return TC_ACT_OK;
-	/* Other nodes' tunnel traffic: never a frontend (the NodePort range
-	 * leaves the tunnel port out) nor a source-NAT reply. */
-	if (ROUTING_MODE == ROUTING_MODE_TUNNEL && TUNNEL_PORT &&
-	    pkt.tuple.nexthdr == IPPROTO_UDP && pkt.tuple.dport == TUNNEL_PORT)
-		return TC_ACT_OK;
 
 	nat = nat4_rev_lookup(&pkt.tuple);
 	if (nat) {
@@ -229,6 +225,27 @@ static __always_inline int nodeport_from_netdev(struct __sk_buff *ctx,
 	return nodeport_lb4(ctx, l4_off, &pkt, &fe, src_label, dst_id);
 }
 
+/*
+ * Whether a packet is other nodes' tunnel traffic (UDP to TUNNEL_PORT in
+ * tunnel mode): never a frontend (the NodePort range leaves the tunnel port
+ * out), a source-NAT reply or a pod's packet, and in tunnel mode most of
+ * what arrives, so it is told apart before any map lookup.
+ */
+static __always_inline bool is_tunnel_traffic4(struct __sk_buff *ctx,
+					       const struct iphdr *ip4)
+{
+	__be16 dport;
+
+	if (ROUTING_MODE != ROUTING_MODE_TUNNEL || !TUNNEL_PORT ||
+	    ip4->protocol != IPPROTO_UDP || ipv4_is_later_fragment(ip4))
+		return false;
+	if (bpf_skb_load_bytes(ctx, ipv4_l4_offset(ip4) +
+			       offsetof(struct udphdr, dest),
+			       &dport, sizeof(dport)) < 0)
+		return false;
+	return dport == TUNNEL_PORT;
+}
+
 static __always_inline int handle_ipv4_from_netdev(struct __sk_buff *ctx,
 						   __u32 *src_label,
 						   __u32 *dst_id)
@@ -238,6 +255,8 @@ static __always_inline int handle_ipv4_from_netdev(struct __sk_buff *ctx,
 
 	/* Malformed packets are the stack's to judge, as before. */
 	if (IS_DROP(ipv4_load(ctx, &ip4)))
+		return TC_ACT_OK;
+	if (is_tunnel_traffic4(ctx, ip4))
 		return TC_ACT_OK;
 
 	/* A pod's address is never a frontend nor a source-NAT address:
