@@ -442,25 +442,20 @@ static __always_inline int ct_lookup4(struct ct_packet *pkt, enum ct_dir dir,
 				      struct ct_entry **reopened)
 {
 	void *map = ct_map4(pkt->tuple.nexthdr);
+	/* A connection's first packet (a pure SYN) is never a reply. */
+	bool syn = pkt->tuple.nexthdr == IPPROTO_TCP &&
+		   (pkt->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN;
+	bool reply_first = !syn && ct_reply_likely(&pkt->tuple);
 	__u32 now = bpf_now_sec();
-	bool reply_first;
 	int ret;
 
 	*reopened = NULL;
 	pkt->tuple.flags = dir == CT_INGRESS ? TUPLE_F_IN : TUPLE_F_OUT;
 
-	/* A connection's first packet is never a reply. */
-	if (pkt->tuple.nexthdr == IPPROTO_TCP &&
-	    (pkt->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN)
-		reply_first = false;
-	else
-		reply_first = ct_reply_likely(&pkt->tuple);
-
 	ret = ct_lookup_as4(map, pkt, reply_first, now, tctx, reopened);
 	if (ret != CT_ABSENT)
 		return ret;
-	if (pkt->tuple.nexthdr == IPPROTO_TCP &&
-	    (pkt->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN)
+	if (syn)
 		return CT_NEW;
 	ret = ct_lookup_as4(map, pkt, !reply_first, now, tctx, reopened);
 	return ret == CT_ABSENT ? CT_NEW : ret;
