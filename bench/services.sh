@@ -370,7 +370,7 @@ for n in "${SIZE_LIST[@]}"; do
     for side in ours base; do
         connects "$side" || die "$side/$n: the client cannot connect to $SERVICE_IP:$SERVICE_PORT"
     done
-    if ((n == ${SIZE_LIST[0]})); then
+    if ((n == SIZE_LIST[0])); then
         # Unrecorded: the first connections through each side use every client port and
         # conntrack entry for the first time; later phases would be the only ones not to pay.
         for side in ours base lo; do
