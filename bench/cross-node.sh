@@ -102,27 +102,11 @@ cleanup() {
     rm -rf "$WORK"
     exit "$rc"
 }
-trap cleanup EXIT
-trap 'log "failed (exit $?) at line $LINENO: $BASH_COMMAND"' ERR
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# ---------------------------------------------------------------- small helpers
-
-# Seconds between two $EPOCHREALTIME values.
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", b - a}'; }
-
-lab_state() { echo "/run/cilium-lab/$LAB/state.json"; }
+install_traps
 
 # ---------------------------------------------------------------- setup
 
-if ((BUILD)); then
-    log "building release binaries"
-    (cd "$ROOT" && cargo build --release --workspace --bins --quiet) || die "cargo build failed"
-fi
-for b in "$LAB_BIN" "$NETBENCH" "$BIN/cilium-agent" "$BIN/cilium-cni" "$BIN/cilium"; do
-    [[ -x $b ]] || die "$b is missing; build with cargo build --release --workspace --bins"
-done
+require_binaries "$BUILD" "$LAB_BIN" "$NETBENCH" "$BIN/cilium-agent" "$BIN/cilium-cni" "$BIN/cilium"
 
 START_EPOCH=$EPOCHREALTIME
 LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
@@ -135,13 +119,7 @@ for ns in $(bl_namespaces); do
     log "removing leftover namespace $ns"
     ip netns delete "$ns"
 done
-if [[ -e $(lab_state) ]] || ip netns list | grep -q "^cilab-$LAB-"; then
-    for ns in $(jq -r '.pods[]?.netns' "$(lab_state)" 2>/dev/null); do
-        kill_in_ns "$ns" '^(iperf3|netbench)$'
-    done
-    log "removing leftover lab $LAB"
-    "$LAB_BIN" down --name "$LAB" >/dev/null
-fi
+remove_leftover_lab "$LAB" '^(iperf3|netbench)$'
 
 # ---------------------------------------------------------------- the baseline
 

@@ -53,6 +53,7 @@ command -v python3 >/dev/null || die "python3 is needed for the probe"
 
 SERVER_PIDS=()
 WORK="$(mktemp -d /tmp/cilb-hblat.XXXXXX)"
+# shellcheck disable=SC2317 # run by the traps install_traps sets
 cleanup() {
     local rc=$?
     set +e
@@ -62,18 +63,9 @@ cleanup() {
     rm -rf "$WORK"
     exit "$rc"
 }
-trap cleanup EXIT
-trap 'log "failed (exit $?) at line $LINENO: $BASH_COMMAND"' ERR
-trap 'exit 130' INT
-trap 'exit 143' TERM
+install_traps
 
-if ((BUILD)); then
-    log "building release binaries"
-    (cd "$ROOT" && cargo build --release --workspace --bins --quiet) || die "cargo build failed"
-fi
-for b in "$LAB_BIN" "$BIN/cilium-agent" "$BIN/hubble-relay" "$BIN/hubble"; do
-    [[ -x $b ]] || die "$b is missing; build with cargo build --release --workspace --bins"
-done
+require_binaries "$BUILD" "$LAB_BIN" "$BIN/cilium-agent" "$BIN/hubble-relay" "$BIN/hubble"
 LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 [[ -e /run/cilium-lab/$LAB/state.json ]] && "$LAB_BIN" down --name "$LAB" >/dev/null

@@ -52,6 +52,7 @@ done
 
 SERVER_PIDS=()
 WORK="$(mktemp -d /tmp/cilb-hubble.XXXXXX)"
+# shellcheck disable=SC2317 # run by the traps install_traps sets
 cleanup() {
     local rc=$? lab
     set +e
@@ -63,18 +64,9 @@ cleanup() {
     rm -rf "$WORK"
     exit "$rc"
 }
-trap cleanup EXIT
-trap 'log "failed (exit $?) at line $LINENO: $BASH_COMMAND"' ERR
-trap 'exit 130' INT
-trap 'exit 143' TERM
+install_traps
 
-if ((BUILD)); then
-    log "building release binaries"
-    (cd "$ROOT" && cargo build --release --workspace --bins --quiet) || die "cargo build failed"
-fi
-for b in "$LAB_BIN" "$NETBENCH" "$BIN/cilium-agent" "$BIN/hubble-relay" "$BIN/hubble"; do
-    [[ -x $b ]] || die "$b is missing; build with cargo build --release --workspace --bins"
-done
+require_binaries "$BUILD" "$LAB_BIN" "$NETBENCH" "$BIN/cilium-agent" "$BIN/hubble-relay" "$BIN/hubble"
 LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 declare -A CLIENT_NS SERVER_IP AGENTS RR CRR CPU

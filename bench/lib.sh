@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Helpers shared by the benchmark scripts (sourced, not run). They use the caller's globals:
-# WORK (scratch directory), SERVER_PIDS (array of background servers) and TARGET_RATIO (the
-# ours/baseline target).
+# ROOT (the repository), LAB_BIN (cilium-lab), WORK (scratch directory), SERVER_PIDS (array of
+# background servers) and TARGET_RATIO (the ours/baseline target).
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
@@ -56,6 +56,42 @@ kill_in_ns() {
             kill "$pid" 2>/dev/null || true
         fi
     done
+}
+
+# install_traps: the caller's `cleanup` on exit (it sees the exit status in $?), a log line
+# naming the command that failed, and an exit on Ctrl-C or SIGTERM, which runs `cleanup` too.
+install_traps() {
+    trap cleanup EXIT
+    trap 'log "failed (exit $?) at line $LINENO: $BASH_COMMAND"' ERR
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+}
+
+# require_binaries BUILD BIN...: builds the release binaries first when BUILD is 1, then fails
+# unless every BIN is there.
+require_binaries() {
+    local build="$1" bin; shift
+    if ((build)); then
+        log "building release binaries"
+        (cd "${ROOT:?}" && cargo build --release --workspace --bins --quiet) || die "cargo build failed"
+    fi
+    for bin in "$@"; do
+        [[ -x $bin ]] || die "$bin is missing; build with cargo build --release --workspace --bins"
+    done
+}
+
+# remove_leftover_lab LAB [COMM_RE]: the lab an interrupted run left behind, if any: first the
+# servers (commands matching COMM_RE) in its pods, then the lab itself.
+remove_leftover_lab() {
+    local lab="$1" comm_re="${2:-}" state="/run/cilium-lab/$1/state.json" ns
+    [[ -e $state ]] || ip netns list | grep -q "^cilab-$lab-" || return 0
+    if [[ -n $comm_re ]]; then
+        for ns in $(jq -r '.pods[]?.netns' "$state" 2>/dev/null); do
+            kill_in_ns "$ns" "$comm_re"
+        done
+    fi
+    log "removing leftover lab $lab"
+    "$LAB_BIN" down --name "$lab" >/dev/null
 }
 
 # Interrupts that wake another context: irq_work (IWI) and function-call IPIs (CAL), all CPUs.

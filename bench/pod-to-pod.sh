@@ -105,28 +105,11 @@ cleanup() {
     rm -rf "$WORK"
     exit "$rc"
 }
-trap cleanup EXIT
-trap 'log "failed (exit $?) at line $LINENO: $BASH_COMMAND"' ERR
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# ---------------------------------------------------------------- small helpers
-
-# Nearest-rank percentile: percentile P VALUES...
-percentile() {
-    local p="$1"; shift
-    printf '%s\n' "$@" | sort -g | awk -v p="$p" '{v[NR]=$1} END {r=int(p*NR/100); if (r<p*NR/100) r++; if (r<1) r=1; print v[r]}'
-}
+install_traps
 
 # ---------------------------------------------------------------- setup
 
-if ((BUILD)); then
-    log "building release binaries"
-    (cd "$ROOT" && cargo build --release --workspace --bins --quiet) || die "cargo build failed"
-fi
-for b in "$LAB_BIN" "$NETBENCH" "$CNI_BIN" "$BIN/cilium-agent"; do
-    [[ -x $b ]] || die "$b is missing; build with cargo build --release --workspace --bins"
-done
+require_binaries "$BUILD" "$LAB_BIN" "$NETBENCH" "$CNI_BIN" "$BIN/cilium-agent"
 
 START_EPOCH=$EPOCHREALTIME
 LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
@@ -136,14 +119,7 @@ for ns in $(bl_namespaces); do
     log "removing leftover namespace $ns"
     ip netns delete "$ns"
 done
-if [[ -e /run/cilium-lab/$LAB/state.json ]] || ip netns list | grep -q "^cilab-$LAB-"; then
-    for ns in $(jq -r '.pods[]? | select(.name | startswith("bench-")) | .netns' \
-        "/run/cilium-lab/$LAB/state.json" 2>/dev/null); do
-        kill_in_ns "$ns" '^(iperf3|netbench)$'
-    done
-    log "removing leftover lab $LAB"
-    "$LAB_BIN" down --name "$LAB" >/dev/null
-fi
+remove_leftover_lab "$LAB" '^(iperf3|netbench)$'
 
 log "bringing up lab $LAB"
 LAB_UP=1

@@ -76,20 +76,11 @@ cleanup() {
     rm -rf "$WORK"
     exit "$rc"
 }
-trap cleanup EXIT
-trap 'log "failed (exit $?) at line $LINENO: $BASH_COMMAND"' ERR
-trap 'exit 130' INT
-trap 'exit 143' TERM
+install_traps
 
 # ---------------------------------------------------------------- setup
 
-if ((BUILD)); then
-    log "building release binaries"
-    (cd "$ROOT" && cargo build --release --workspace --bins --quiet) || die "cargo build failed"
-fi
-for b in "$LAB_BIN" "$BIN/cilium-agent" "$BIN/cilium-cni" "$BIN/cilium"; do
-    [[ -x $b ]] || die "$b is missing; build with cargo build --release --workspace --bins"
-done
+require_binaries "$BUILD" "$LAB_BIN" "$BIN/cilium-agent" "$BIN/cilium-cni" "$BIN/cilium"
 
 START_EPOCH=$EPOCHREALTIME
 LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
@@ -98,10 +89,7 @@ for dir in /tmp/cilb-policy-propagation.*; do
     [[ -d $dir && $dir != "$WORK" ]] && rm -rf "$dir"
 done
 STATE="/run/cilium-lab/$LAB/state.json"
-if [[ -e $STATE ]] || ip netns list | grep -q "^cilab-$LAB-"; then
-    log "removing leftover lab $LAB"
-    "$LAB_BIN" down --name "$LAB" >/dev/null
-fi
+remove_leftover_lab "$LAB"
 
 log "bringing up lab $LAB with $NODES nodes"
 LAB_UP=1

@@ -109,20 +109,11 @@ cleanup() {
     rm -rf "$WORK"
     exit "$rc"
 }
-trap cleanup EXIT
-trap 'log "failed (exit $?) at line $LINENO: $BASH_COMMAND"' ERR
-trap 'exit 130' INT
-trap 'exit 143' TERM
+install_traps
 
 # ---------------------------------------------------------------- setup
 
-if ((BUILD)); then
-    log "building release binaries"
-    (cd "$ROOT" && cargo build --release --workspace --bins --quiet) || die "cargo build failed"
-fi
-for b in "$LAB_BIN" "$NETBENCH" "$BIN/cilium-agent" "$BIN/cilium-cni" "$BIN/cilium"; do
-    [[ -x $b ]] || die "$b is missing; build with cargo build --release --workspace --bins"
-done
+require_binaries "$BUILD" "$LAB_BIN" "$NETBENCH" "$BIN/cilium-agent" "$BIN/cilium-cni" "$BIN/cilium"
 
 START_EPOCH=$EPOCHREALTIME
 LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
@@ -136,13 +127,7 @@ for ns in $(bl_namespaces); do
     ip netns delete "$ns"
 done
 STATE="/run/cilium-lab/$LAB/state.json"
-if [[ -e $STATE ]] || ip netns list | grep -q "^cilab-$LAB-"; then
-    for ns in $(jq -r '.pods[]?.netns' "$STATE" 2>/dev/null); do
-        kill_in_ns "$ns" '^netbench$'
-    done
-    log "removing leftover lab $LAB"
-    "$LAB_BIN" down --name "$LAB" >/dev/null
-fi
+remove_leftover_lab "$LAB" '^netbench$'
 
 log "bringing up lab $LAB"
 LAB_UP=1

@@ -67,27 +67,11 @@ cleanup() {
     rm -rf "$WORK"
     exit "$rc"
 }
-trap cleanup EXIT
-trap 'log "failed (exit $?) at line $LINENO: $BASH_COMMAND"' ERR
-trap 'exit 130' INT
-trap 'exit 143' TERM
+install_traps
 
-if ((BUILD)); then
-    log "building release binaries"
-    (cd "$ROOT" && cargo build --release --workspace --bins --quiet) || die "cargo build failed"
-fi
-for b in "$LAB_BIN" "$NETBENCH" "$BIN/cilium-agent" "$BIN/cilium-cni"; do
-    [[ -x $b ]] || die "$b is missing; build with cargo build --release --workspace --bins"
-done
+require_binaries "$BUILD" "$LAB_BIN" "$NETBENCH" "$BIN/cilium-agent" "$BIN/cilium-cni"
 
-STATE="/run/cilium-lab/$LAB/state.json"
-if [[ -e $STATE ]] || ip netns list | grep -q "^cilab-$LAB-"; then
-    for ns in $(jq -r '.pods[]?.netns' "$STATE" 2>/dev/null); do
-        kill_in_ns "$ns" '^netbench$'
-    done
-    log "removing leftover lab $LAB"
-    "$LAB_BIN" down --name "$LAB" >/dev/null
-fi
+remove_leftover_lab "$LAB" '^netbench$'
 
 log "bringing up lab $LAB ($ROUTING routing, 2 nodes)"
 LAB_UP=1
