@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
-# Helpers shared by the benchmark scripts (sourced, not run). They use the caller's globals:
-# ROOT (the repository), LAB_BIN (cilium-lab), WORK (scratch directory), SERVER_PIDS (array of
-# background servers) and TARGET_RATIO (the ours/baseline target).
+# Helpers shared by the benchmark scripts (sourced, not run). They use the caller's globals
+# WORK (scratch directory), SERVER_PIDS (array of background servers) and TARGET_RATIO (the
+# ours/baseline target), and set the paths every script uses:
+
+# The repository, its release binaries, the lab and the traffic tool.
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BIN="$ROOT/target/release"
+LAB_BIN="$BIN/cilium-lab"
+NETBENCH="$BIN/netbench"
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
@@ -73,7 +79,7 @@ require_binaries() {
     local build="$1" bin; shift
     if ((build)); then
         log "building release binaries"
-        (cd "${ROOT:?}" && cargo build --release --workspace --bins --quiet) || die "cargo build failed"
+        (cd "$ROOT" && cargo build --release --workspace --bins --quiet) || die "cargo build failed"
     fi
     for bin in "$@"; do
         [[ -x $bin ]] || die "$bin is missing; build with cargo build --release --workspace --bins"

@@ -17,10 +17,6 @@ set -Eeuo pipefail
 # shellcheck source=bench/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-BIN="$ROOT/target/release"
-LAB_BIN="$BIN/cilium-lab"
-NETBENCH="$BIN/netbench"
 CNI_BIN="$BIN/cilium-cni"
 DOC="$ROOT/docs/benchmarks.md"
 BEGIN_MARK='<!-- BEGIN bench/pod-to-pod.sh (generated, do not edit by hand) -->'

@@ -17,9 +17,6 @@ set -Eeuo pipefail
 # shellcheck source=bench/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-BIN="$ROOT/target/release"
-LAB_BIN="$BIN/cilium-lab"
 DOC="$ROOT/docs/benchmarks.md"
 BEGIN_MARK='<!-- BEGIN bench/policy-propagation.sh (generated, do not edit by hand) -->'
 END_MARK='<!-- END bench/policy-propagation.sh -->'

@@ -17,11 +17,6 @@ set -Eeuo pipefail
 # shellcheck source=bench/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-BIN="$ROOT/target/release"
-LAB_BIN="$BIN/cilium-lab"
-NETBENCH="$BIN/netbench"
-
 ROUTING=tunnel
 SECONDS_PER_TEST=5
 LAB=pcost
