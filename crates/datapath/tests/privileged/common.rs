@@ -14,8 +14,14 @@ use std::{
 
 use aya::{programs::SchedClassifier, TestRun, TestRunOptions};
 use cilium_datapath::{
-    abi::CtEntry, maps::CtEntryRecord, AttachPreference, Datapath, DatapathConfig, DatapathEvent,
-    DropEvent, EndpointDatapathConfig, MapSizes, Routing, TraceEvent,
+    abi::CtEntry,
+    maps::{CtEntryRecord, LbMaps},
+    AttachPreference, Datapath, DatapathConfig, DatapathEvent, DropEvent, EndpointDatapathConfig,
+    MapSizes, Routing, TraceEvent,
+};
+use cilium_loadbalancer::{
+    Algorithm, Backend, BackendAddr, BackendId, BackendState, FrontendAddr, FrontendKey, LbOp,
+    MapWriter, Master, Protocol, RevNatIndex, Scope, ServiceFlags, ServiceKey, ServiceValue, Slot,
 };
 
 pub const TC_ACT_OK: u32 = 0;
@@ -457,4 +463,70 @@ pub fn find_ct(
             )
         })
         .entry
+}
+
+/// Programs a frontend into `dp`'s LB maps as the agent would, random selection: its
+/// reverse-NAT entry, `backends` (TCP, all on `backend_port`, ids from `first_backend_id`),
+/// one slot per backend and the master, `flags` on every service entry.
+pub fn program_random_service(
+    dp: &Datapath,
+    frontend: FrontendAddr,
+    rev_nat: RevNatIndex,
+    flags: ServiceFlags,
+    backends: &[Ipv4Addr],
+    backend_port: u16,
+    first_backend_id: u32,
+) {
+    let mut maps = LbMaps::open(dp.paths())
+        .unwrap_or_else(|err| panic!("opening the LB maps: {}", chain(&err)));
+    let fe = FrontendKey {
+        addr: frontend,
+        scope: Scope::External,
+    };
+    let mut ops = vec![LbOp::UpsertRevNat {
+        index: rev_nat,
+        frontend,
+    }];
+    for (i, ip) in backends.iter().enumerate() {
+        let id = BackendId(first_backend_id + i as u32);
+        ops.push(LbOp::UpsertBackend {
+            id,
+            backend: Backend {
+                addr: BackendAddr {
+                    ip: *ip,
+                    port: backend_port,
+                    protocol: Protocol::Tcp,
+                },
+                state: BackendState::Active,
+            },
+        });
+        ops.push(LbOp::UpsertService {
+            key: ServiceKey {
+                frontend: fe,
+                slot: i as u16 + 1,
+            },
+            value: ServiceValue::Slot(Slot {
+                backend: id,
+                rev_nat,
+                flags,
+            }),
+        });
+    }
+    ops.push(LbOp::UpsertService {
+        key: ServiceKey {
+            frontend: fe,
+            slot: 0,
+        },
+        value: ServiceValue::Master(Master {
+            count: backends.len() as u16,
+            rev_nat,
+            flags,
+            algorithm: Algorithm::Random,
+            affinity_timeout: 0,
+        }),
+    });
+    for op in &ops {
+        maps.apply(op)
+            .unwrap_or_else(|err| panic!("{op}: {}", chain(&err)));
+    }
 }

@@ -12,13 +12,11 @@ use cilium_datapath::{
     abi::TRACE_AGGREGATE_ACTIVE_CT,
     abi::TUPLE_F_IN,
     codes::{DropReason, MetricDirection},
-    maps::{CtMap, CtMapKind, LbMaps, MetricsMap},
+    maps::{CtMap, CtMapKind, MetricsMap},
     AttachPreference, Datapath, EndpointDatapathConfig, EndpointObject, EndpointProgram,
 };
 use cilium_loadbalancer::{
-    frontend::SVC_FLAG_NODEPORT, Algorithm, Backend, BackendAddr, BackendId, BackendState,
-    FrontendAddr, FrontendKey, LbOp, MapWriter, Master, Protocol, RevNatIndex, Scope, ServiceFlags,
-    ServiceKey, ServiceValue, Slot,
+    frontend::SVC_FLAG_NODEPORT, FrontendAddr, Protocol, RevNatIndex, ServiceFlags,
 };
 
 use crate::common::*;
@@ -65,63 +63,20 @@ impl Fixture {
     /// Programs frontend `ip:port`/TCP (`flags` on every entry) with `backends` (all on
     /// port 8080), random selection.
     fn service_at(&self, ip: Ipv4Addr, port: u16, flags: ServiceFlags, backends: &[Ipv4Addr]) {
-        let mut maps = LbMaps::open(self.dp.paths())
-            .unwrap_or_else(|err| panic!("opening the LB maps: {}", chain(&err)));
         let frontend = FrontendAddr {
             ip,
             port,
             protocol: Protocol::Tcp,
         };
-        let fe = FrontendKey {
-            addr: frontend,
-            scope: Scope::External,
-        };
-        let mut ops = vec![LbOp::UpsertRevNat {
-            index: REV_NAT,
+        program_random_service(
+            &self.dp,
             frontend,
-        }];
-        for (i, ip) in backends.iter().enumerate() {
-            let id = BackendId(i as u32 + 1);
-            ops.push(LbOp::UpsertBackend {
-                id,
-                backend: Backend {
-                    addr: BackendAddr {
-                        ip: *ip,
-                        port: BACKEND_PORT,
-                        protocol: Protocol::Tcp,
-                    },
-                    state: BackendState::Active,
-                },
-            });
-            ops.push(LbOp::UpsertService {
-                key: ServiceKey {
-                    frontend: fe,
-                    slot: i as u16 + 1,
-                },
-                value: ServiceValue::Slot(Slot {
-                    backend: id,
-                    rev_nat: REV_NAT,
-                    flags,
-                }),
-            });
-        }
-        ops.push(LbOp::UpsertService {
-            key: ServiceKey {
-                frontend: fe,
-                slot: 0,
-            },
-            value: ServiceValue::Master(Master {
-                count: backends.len() as u16,
-                rev_nat: REV_NAT,
-                flags,
-                algorithm: Algorithm::Random,
-                affinity_timeout: 0,
-            }),
-        });
-        for op in &ops {
-            maps.apply(op)
-                .unwrap_or_else(|err| panic!("{op}: {}", chain(&err)));
-        }
+            REV_NAT,
+            flags,
+            backends,
+            BACKEND_PORT,
+            1,
+        );
     }
 
     fn metric(&self, reason: u8, direction: MetricDirection) -> u64 {

@@ -12,11 +12,8 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use cilium_datapath::{abi::TRACE_AGGREGATE_ACTIVE_CT, maps::LbMaps, AttachPreference};
-use cilium_loadbalancer::{
-    Algorithm, Backend, BackendAddr, BackendId, BackendState, FrontendAddr, FrontendKey, LbOp,
-    MapWriter, Master, Protocol, RevNatIndex, Scope, ServiceFlags, ServiceKey, ServiceValue, Slot,
-};
+use cilium_datapath::{abi::TRACE_AGGREGATE_ACTIVE_CT, AttachPreference};
+use cilium_loadbalancer::{FrontendAddr, Protocol, RevNatIndex, ServiceFlags};
 
 use crate::common::*;
 
@@ -82,64 +79,20 @@ impl Drop for TestCgroup {
 
 /// Programs `ip:80/TCP` with `backends` (port 8080) in the LB maps of `dp`.
 fn service(dp: &cilium_datapath::Datapath, ip: Ipv4Addr, rev_nat: u16, backends: &[Ipv4Addr]) {
-    let mut maps = LbMaps::open(dp.paths())
-        .unwrap_or_else(|err| panic!("opening the LB maps: {}", chain(&err)));
     let frontend = FrontendAddr {
         ip,
         port: 80,
         protocol: Protocol::Tcp,
     };
-    let fe = FrontendKey {
-        addr: frontend,
-        scope: Scope::External,
-    };
-    let rev_nat = RevNatIndex(rev_nat);
-    let mut ops = vec![LbOp::UpsertRevNat {
-        index: rev_nat,
+    program_random_service(
+        dp,
         frontend,
-    }];
-    for (i, ip) in backends.iter().enumerate() {
-        let id = BackendId(u32::from(rev_nat.0) * 100 + i as u32 + 1);
-        ops.push(LbOp::UpsertBackend {
-            id,
-            backend: Backend {
-                addr: BackendAddr {
-                    ip: *ip,
-                    port: BACKEND_PORT,
-                    protocol: Protocol::Tcp,
-                },
-                state: BackendState::Active,
-            },
-        });
-        ops.push(LbOp::UpsertService {
-            key: ServiceKey {
-                frontend: fe,
-                slot: i as u16 + 1,
-            },
-            value: ServiceValue::Slot(Slot {
-                backend: id,
-                rev_nat,
-                flags: ServiceFlags::default(),
-            }),
-        });
-    }
-    ops.push(LbOp::UpsertService {
-        key: ServiceKey {
-            frontend: fe,
-            slot: 0,
-        },
-        value: ServiceValue::Master(Master {
-            count: backends.len() as u16,
-            rev_nat,
-            flags: ServiceFlags::default(),
-            algorithm: Algorithm::Random,
-            affinity_timeout: 0,
-        }),
-    });
-    for op in &ops {
-        maps.apply(op)
-            .unwrap_or_else(|err| panic!("{op}: {}", chain(&err)));
-    }
+        RevNatIndex(rev_nat),
+        ServiceFlags::default(),
+        backends,
+        BACKEND_PORT,
+        u32::from(rev_nat) * 100 + 1,
+    );
 }
 
 /// Runs [`CLIENT`] in `ns` against `to`, in `cgroup` when given; returns its line.
