@@ -191,6 +191,15 @@ fn hubble_observe(lab: &Lab, server: &str, args: &[&str]) -> Vec<String> {
     stdout(&out).lines().map(str::to_string).collect()
 }
 
+/// The flows among the last 1,000 of `server` that match `filter` (hubble observe flags).
+fn recent_flows(lab: &Lab, server: &str, filter: &[&str]) -> Vec<Value> {
+    let args: Vec<&str> = ["--last", "1000", "-o", "json"]
+        .into_iter()
+        .chain(filter.iter().copied())
+        .collect();
+    flows(&hubble_observe(lab, server, &args))
+}
+
 fn flows(lines: &[String]) -> Vec<Value> {
     lines
         .iter()
@@ -256,18 +265,7 @@ fn flows_name_the_service_a_pod_connected_to_and_the_pods_workload() {
         Duration::from_secs(10),
         "the request to the service in Hubble",
         || {
-            let flows = flows(&hubble_observe(
-                &lab,
-                &server,
-                &[
-                    "--last",
-                    "1000",
-                    "-o",
-                    "json",
-                    "--to-service",
-                    "default/web",
-                ],
-            ));
+            let flows = recent_flows(&lab, &server, &["--to-service", "default/web"]);
             (!flows.is_empty()).then_some(flows)
         },
     );
@@ -280,18 +278,7 @@ fn flows_name_the_service_a_pod_connected_to_and_the_pods_workload() {
     assert!(is_client_deployment(&request["source"]), "{request}");
     assert_eq!(request["is_reply"], false, "{request}");
 
-    let replies = flows(&hubble_observe(
-        &lab,
-        &server,
-        &[
-            "--last",
-            "1000",
-            "-o",
-            "json",
-            "--from-service",
-            "default/web",
-        ],
-    ));
+    let replies = recent_flows(&lab, &server, &["--from-service", "default/web"]);
     let reply = replies
         .iter()
         .find(|f| f["destination"]["pod_name"] == CLIENT_POD)
@@ -302,18 +289,7 @@ fn flows_name_the_service_a_pod_connected_to_and_the_pods_workload() {
     assert!(is_client_deployment(&reply["destination"]), "{reply}");
 
     // Delivered on the same node: the backend's to-endpoint flow names the service.
-    let near = flows(&hubble_observe(
-        &lab,
-        &server,
-        &[
-            "--last",
-            "1000",
-            "-o",
-            "json",
-            "--to-service",
-            "default/near",
-        ],
-    ));
+    let near = recent_flows(&lab, &server, &["--to-service", "default/near"]);
     assert!(
         near.iter()
             .any(|f| f["trace_observation_point"] == "TO_ENDPOINT"
@@ -324,18 +300,7 @@ fn flows_name_the_service_a_pod_connected_to_and_the_pods_workload() {
     );
 
     // Workload filters, and the compact line naming the service for the reply's source.
-    let from_client = flows(&hubble_observe(
-        &lab,
-        &server,
-        &[
-            "--last",
-            "1000",
-            "-o",
-            "json",
-            "--from-workload",
-            "Deployment/client",
-        ],
-    ));
+    let from_client = recent_flows(&lab, &server, &["--from-workload", "Deployment/client"]);
     assert!(
         !from_client.is_empty()
             && from_client
