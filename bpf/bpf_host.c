@@ -10,9 +10,13 @@
  *                    up in the ipcache for new connections and traces only
  *                    (an identity of 0 in cb[]), so the node neither routes
  *                    it nor sends it through the pod's veth. Everything
- *                    else (ARP, the node's own traffic, VXLAN for the
- *                    tunnel device, non-IPv4) passes to the stack
- *                    untouched.
+ *                    else (ARP, the node's own traffic, non-IPv4)
+ *                    passes to the stack untouched. In tunnel mode, other
+ *                    nodes' VXLAN packets for a local pod are
+ *                    decapsulated here and go the same way, with the
+ *                    identity from the VNI (tunnel_to_endpoint4); the
+ *                    rest of the tunnel traffic goes to the stack and the
+ *                    tunnel device.
  *
  * NodePort (lib/lb4.h, lib/nat.h): a TCP/UDP packet to a NodePort,
  * externalIPs or load-balancer frontend (the external-scope entry, which for
@@ -246,6 +250,43 @@ static __always_inline bool is_tunnel_traffic4(struct __sk_buff *ctx,
 	return dport == TUNNEL_PORT;
 }
 
+/*
+ * Other nodes' tunnel traffic for a local pod, decapsulated here and handed
+ * to the pod's handle_policy with the sender's identity from the VNI,
+ * traced as cil_from_overlay traces it: the stack's receive path for the
+ * outer packet (routing, the UDP socket, the VXLAN device's metadata dst,
+ * allocated per packet and freed through RCU, and a second pass on the
+ * tunnel device) is skipped. Only what vxlan_parse4() accepts, sent to a
+ * host address of this node, for a local pod, with an identity other than
+ * the host's qualifies; everything else (the node's own traffic, GSO
+ * packets, anything unusual or forged) goes on unchanged to the tunnel
+ * device, where cil_from_overlay judges and reports it.
+ */
+static __always_inline int tunnel_to_endpoint4(struct __sk_buff *ctx,
+					       __u32 *src_label, __u32 *dst_id)
+{
+	struct endpoint_info *node, *ep;
+	struct vxlan_packet vx;
+
+	if (!vxlan_parse4(ctx, &vx) || vx.identity == HOST_ID)
+		return TC_ACT_OK;
+	node = lookup_ip4_endpoint(vx.outer_daddr);
+	if (!node || !(node->flags & ENDPOINT_F_HOST))
+		return TC_ACT_OK;
+	ep = lookup_ip4_endpoint(vx.inner_daddr);
+	if (!ep || (ep->flags & ENDPOINT_F_HOST))
+		return TC_ACT_OK;
+	if (!vxlan_decap4(ctx))
+		return TC_ACT_OK;
+
+	*src_label = vx.identity;
+	*dst_id = ep->lxc_id;
+	send_trace_notify(ctx, MONITOR_AGGREGATION, TRACE_FROM_OVERLAY,
+			  HOST_SOURCE_ID, *src_label, 0, 0, TUNNEL_IFINDEX,
+			  NULL);
+	return tail_call_policy(ctx, ep->lxc_id, *src_label);
+}
+
 static __always_inline int handle_ipv4_from_netdev(struct __sk_buff *ctx,
 						   __u32 *src_label,
 						   __u32 *dst_id)
@@ -257,7 +298,7 @@ static __always_inline int handle_ipv4_from_netdev(struct __sk_buff *ctx,
 	if (IS_DROP(ipv4_load(ctx, &ip4)))
 		return TC_ACT_OK;
 	if (is_tunnel_traffic4(ctx, ip4))
-		return TC_ACT_OK;
+		return tunnel_to_endpoint4(ctx, src_label, dst_id);
 
 	/* A pod's address is never a frontend nor a source-NAT address:
 	 * traffic to local pods skips the service lookups. */

@@ -3,12 +3,18 @@
  * encap.h - the security identity on the wire between nodes in tunnel
  * mode: the sender puts its endpoint's identity in the tunnel key (the
  * 24-bit VXLAN VNI) and redirects to the tunnel device, which runs in
- * external (collect_md) mode; the receiver reads it back from the key.
+ * external (collect_md) mode; the receiver reads it back from the key, or,
+ * for the packets the nodes send to a local pod, from the VXLAN header
+ * itself before the stack sees them (vxlan_parse4, vxlan_decap4).
  */
 #pragma once
 
+#include <linux/ip.h>
+#include <linux/udp.h>
+
 #include "common.h"
 #include "drop.h"
+#include "ipv4.h"
 
 /* Routing modes (the ROUTING_MODE global of bpf_lxc.c). */
 #define ROUTING_MODE_NATIVE	0	/* remote traffic goes to the stack */
@@ -73,4 +79,117 @@ static __always_inline int decap_source_identity(struct __sk_buff *ctx,
 	if (*identity == HOST_ID)
 		return DROP_INVALID_IDENTITY;
 	return 0;
+}
+
+/* VXLAN header (RFC 7348): flags, 24 reserved bits, VNI, 8 reserved bits. */
+struct vxlan_hdr {
+	__be32	flags;
+	__be32	vni;
+};
+
+/* The flags word of a VXLAN header: only I ("the VNI is valid") set. */
+#define VXLAN_FLAGS_VNI		bpf_htonl(0x08000000)
+/* The low byte of the VNI word is reserved. */
+#define VXLAN_VNI_RESERVED	bpf_htonl(0x000000FF)
+
+/* Outer IPv4 (no options), UDP and VXLAN headers and the inner Ethernet header. */
+#define VXLAN_ENCAP_LEN		(sizeof(struct iphdr) + sizeof(struct udphdr) + \
+				 sizeof(struct vxlan_hdr) + ETH_HLEN)
+
+/* ECN field of the IPv4 TOS byte, and its "congestion experienced" value. */
+#define IPV4_ECN_MASK		0x03
+#define IPV4_ECN_CE		0x03
+
+/**
+ * struct vxlan_packet - what vxlan_parse4() read from a VXLAN packet
+ * @outer_daddr: the node it was sent to (network order)
+ * @inner_daddr: the destination of the packet inside (network order)
+ * @identity: the sender's identity, from the VNI
+ */
+struct vxlan_packet {
+	__be32	outer_daddr;
+	__be32	inner_daddr;
+	__u32	identity;
+};
+
+/* Whether the 20-byte IPv4 header @ip4 has a valid checksum. */
+static __always_inline bool ipv4_csum_valid(struct iphdr *ip4)
+{
+	__s64 sum = bpf_csum_diff(NULL, 0, (__be32 *)ip4, sizeof(*ip4), 0);
+
+	if (sum < 0)
+		return false;
+	sum = (sum & 0xFFFF) + (sum >> 16);
+	sum = (sum & 0xFFFF) + (sum >> 16);
+	return sum == 0xFFFF;
+}
+
+/**
+ * vxlan_parse4 - read a VXLAN packet the receiver may decapsulate itself
+ * @ctx: packet context, an IPv4 UDP packet to the tunnel port
+ * @vx: receives the addresses and the identity
+ *
+ * True only for what the nodes' tunnel devices send a pod's packet as: not
+ * GSO; an outer header without options, not fragmented, not CE-marked
+ * (RFC 6040 decapsulation is the kernel's), with a valid checksum and the
+ * frame's exact length; a UDP datagram filling it with a zero checksum
+ * (the nodes send BPF_F_ZERO_CSUM_TX); VXLAN flags with only the VNI bit
+ * and the reserved byte clear; an inner IPv4 header. Everything else is
+ * left to the kernel's VXLAN receive path, which judges it. Invalidates
+ * packet pointers.
+ */
+static __always_inline bool vxlan_parse4(struct __sk_buff *ctx,
+					 struct vxlan_packet *vx)
+{
+	struct vxlan_hdr *vxh;
+	struct ethhdr *inner_eth;
+	struct iphdr *outer, *inner;
+	struct udphdr *udp;
+	void *data, *data_end;
+
+	if (ctx->gso_size)
+		return false;
+	if (!ctx_pull(ctx, ETH_HLEN + VXLAN_ENCAP_LEN + sizeof(*inner)))
+		return false;
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	outer = data + ETH_HLEN;
+	udp = (void *)(outer + 1);
+	vxh = (void *)(udp + 1);
+	inner_eth = (void *)(vxh + 1);
+	inner = (void *)(inner_eth + 1);
+	if ((void *)(inner + 1) > data_end)
+		return false;
+
+	if (outer->ihl != 5 ||
+	    (outer->frag_off & bpf_htons(IP_MF | IP_OFFSET)) ||
+	    (outer->tos & IPV4_ECN_MASK) == IPV4_ECN_CE ||
+	    ETH_HLEN + bpf_ntohs(outer->tot_len) != ctx->len ||
+	    !ipv4_csum_valid(outer))
+		return false;
+	if (udp->check ||
+	    bpf_ntohs(udp->len) != bpf_ntohs(outer->tot_len) - sizeof(*outer))
+		return false;
+	if (vxh->flags != VXLAN_FLAGS_VNI || (vxh->vni & VXLAN_VNI_RESERVED))
+		return false;
+	if (inner_eth->h_proto != bpf_htons(ETH_P_IP))
+		return false;
+
+	vx->outer_daddr = outer->daddr;
+	vx->inner_daddr = inner->daddr;
+	vx->identity = bpf_ntohl(vxh->vni) >> 8;
+	return true;
+}
+
+/**
+ * vxlan_decap4 - strip what vxlan_parse4() accepted down to the inner IPv4
+ * packet behind the outer Ethernet header
+ * @ctx: packet context
+ *
+ * Returns false when the kernel refused; the packet is then unchanged.
+ */
+static __always_inline bool vxlan_decap4(struct __sk_buff *ctx)
+{
+	return bpf_skb_adjust_room(ctx, -(__s32)VXLAN_ENCAP_LEN,
+				   BPF_ADJ_ROOM_MAC, 0) == 0;
 }

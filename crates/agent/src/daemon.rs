@@ -27,6 +27,7 @@ use crate::config::{AgentConfig, AttachModeArg, KvstoreKind, RoutingMode};
 use crate::identity::{self, Identities};
 use crate::kvstore_metrics::InstrumentedStore;
 use crate::netns_cookie::NetnsCookies;
+use crate::node_address::Underlay;
 use crate::node_datapath::NodeDatapath;
 use crate::policy::PolicyEngine;
 use crate::{api, host_devices, monitor_server, node_address};
@@ -59,9 +60,9 @@ pub async fn run(mut config: AgentConfig) -> anyhow::Result<()> {
         .context("node address task panicked")??;
 
     let prepare_config = config.clone();
-    let underlay_device = underlay.as_ref().map(|u| u.device.clone());
+    let prepare_underlay = underlay.clone();
     let prepared = tokio::task::spawn_blocking(move || {
-        prepare(prepare_config, pod_cidr, underlay_device.as_deref())
+        prepare(prepare_config, pod_cidr, prepare_underlay.as_ref())
     })
     .await
     .context("start-up task panicked")??;
@@ -254,11 +255,12 @@ struct Prepared {
 }
 
 /// Everything that needs syscalls before serving: state, devices, datapath, restore.
-/// `underlay_device` (none on a node without one) gets the host device program.
+/// The underlay device (none on a node without one) gets the host device program, and its
+/// address is registered as a host address like the router IP.
 fn prepare(
     config: AgentConfig,
     pod_cidr: Ipv4Net,
-    underlay_device: Option<&str>,
+    underlay: Option<&Underlay>,
 ) -> anyhow::Result<Prepared> {
     let mut ipam: Ipam =
         HostScopeAllocator::open(pod_cidr, IpamFileStore::new(config.ipam_state_file()))
@@ -292,14 +294,18 @@ fn prepare(
             .attach_overlay(device)
             .with_context(|| format!("attaching the overlay program to {device}"))?;
     }
-    if let Some(device) = underlay_device {
+    datapath
+        .upsert_host_ip(router_ip)
+        .context("registering the router IP in cilium_lxc")?;
+    if let Some(Underlay { device, address }) = underlay {
+        // Before the program: it decapsulates tunnel traffic sent to a host address only.
+        datapath
+            .upsert_host_ip(*address)
+            .with_context(|| format!("registering the node IP {address} in cilium_lxc"))?;
         datapath
             .attach_host_device(device)
             .with_context(|| format!("attaching the host device program to {device}"))?;
     }
-    datapath
-        .upsert_host_ip(router_ip)
-        .context("registering the router IP in cilium_lxc")?;
     let socket_lb = attach_socket_lb(&config, &datapath)?;
     let attach_mode = datapath.attach_mode().to_string();
     let events = datapath

@@ -1,8 +1,10 @@
 //! The underlay device's program (`bpf_host.o`, `cil_from_netdev`): through
 //! BPF_PROG_TEST_RUN it delivers plain IPv4 for a local endpoint by the
-//! endpoint's policy program with the source identity from the ipcache and
-//! leaves everything else to the stack; attached to a real device it is
-//! replaced in place, survives a restart and is removed.
+//! endpoint's policy program with the source identity from the ipcache, in
+//! tunnel mode decapsulates other nodes' VXLAN packets for a local endpoint
+//! and delivers them with the identity from the VNI, and leaves everything
+//! else to the stack; attached to a real device it is replaced in place,
+//! survives a restart and is removed.
 
 use std::{net::Ipv4Addr, time::Duration};
 
@@ -11,7 +13,7 @@ use cilium_datapath::{
     abi::{RemoteEndpointInfo, TRACE_AGGREGATE_NONE, TUPLE_F_IN},
     codes::{MetricDirection, ObservationPoint},
     maps::{CtMap, CtMapKind, MetricsMap},
-    AttachPreference, Datapath, DatapathEvent, EndpointDatapathConfig, HostObject,
+    AttachPreference, Datapath, DatapathEvent, EndpointDatapathConfig, HostObject, Routing,
 };
 use ipnet::Ipv4Net;
 
@@ -24,19 +26,67 @@ const REMOTE_IDENTITY: u32 = 4343;
 const UNDERLAY_MAC: [u8; 6] = [0x02, 0xaa, 0, 0, 0, 1];
 /// The MAC of the other node's underlay device.
 const PEER_MAC: [u8; 6] = [0x02, 0xaa, 0, 0, 0, 2];
+/// Underlay addresses of this node and of the other one.
+const NODE_IP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+const PEER_IP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
+const TUNNEL_DEVICE: &str = "cilium_vxlan";
+const TUNNEL_PORT: u16 = 8472;
 
-/// A native-mode datapath in its own bpffs root, tracing every packet.
-/// Field order: the datapath goes first.
+/// A datapath in its own bpffs root, tracing every packet; in tunnel mode
+/// opened inside a namespace that holds the tunnel device. Field order: the
+/// datapath goes first.
 struct Node {
     dp: Datapath,
     _root: TestRoot,
+    ns: Option<NetNs>,
 }
 
 impl Node {
+    /// Native routing.
     fn new() -> Self {
         let root = TestRoot::new();
         let dp = root.open(TRACE_AGGREGATE_NONE, AttachPreference::Auto);
-        Self { dp, _root: root }
+        Self {
+            dp,
+            _root: root,
+            ns: None,
+        }
+    }
+
+    /// Tunnel mode, with `cilium_vxlan` on UDP 8472 in a `cilt-tunhost-…`
+    /// namespace.
+    fn tunnel() -> Self {
+        let root = TestRoot::new();
+        let ns = NetNs::new("tunhost");
+        let port = TUNNEL_PORT.to_string();
+        ns.ip(&[
+            "link",
+            "add",
+            TUNNEL_DEVICE,
+            "type",
+            "vxlan",
+            "external",
+            "dstport",
+            &port,
+        ]);
+        let mut config = root.config(TRACE_AGGREGATE_NONE, AttachPreference::Auto);
+        config.routing = Routing::Tunnel {
+            device: TUNNEL_DEVICE.to_string(),
+            port: TUNNEL_PORT,
+        };
+        let dp = ns.run(move || open_datapath(config));
+        Self {
+            dp,
+            _root: root,
+            ns: Some(ns),
+        }
+    }
+
+    fn tunnel_ifindex(&self) -> u32 {
+        self.ns
+            .as_ref()
+            .expect("a tunnel-mode node")
+            .ifindex(TUNNEL_DEVICE)
     }
 
     /// Loads `ep` and makes it a local delivery target.
@@ -73,6 +123,43 @@ fn from_wire(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, l4: &[u8]) -> Vec<u8> {
     let mut frame = ethernet(UNDERLAY_MAC, PEER_MAC, ETH_P_IP);
     frame.extend(ipv4_header(src, dst, proto, 63, l4.len()));
     frame.extend_from_slice(l4);
+    frame
+}
+
+/// `inner` (an Ethernet frame) as another node's tunnel device sends it to
+/// this node: UDP to the tunnel port without a checksum, VXLAN with `vni`.
+fn vxlan_from_peer(vni: u32, inner: &[u8]) -> Vec<u8> {
+    let mut l4 = Vec::new();
+    l4.extend_from_slice(&51000u16.to_be_bytes());
+    l4.extend_from_slice(&TUNNEL_PORT.to_be_bytes());
+    l4.extend_from_slice(&((8 + 8 + inner.len()) as u16).to_be_bytes());
+    l4.extend_from_slice(&[0, 0]);
+    l4.extend_from_slice(&[0x08, 0, 0, 0]);
+    l4.extend_from_slice(&(vni << 8).to_be_bytes());
+    l4.extend_from_slice(inner);
+    from_wire(PEER_IP, NODE_IP, IPPROTO_UDP, &l4)
+}
+
+/// A TCP SYN from the remote pod to `dst`, as the remote pod sent it.
+fn remote_pod_syn(dst: Ipv4Addr) -> Vec<u8> {
+    let tcp = tcp_header(42010, 80, TCP_SYN);
+    let mut frame = ethernet([0x02, 0xbb, 0, 0, 0, 1], [0x02, 0xbb, 0, 0, 0, 2], ETH_P_IP);
+    frame.extend(ipv4_header(REMOTE_POD, dst, IPPROTO_TCP, 64, tcp.len()));
+    frame.extend(tcp);
+    frame
+}
+
+/// Offset of the outer IPv4 header, and of the VXLAN header, in a frame
+/// from [`vxlan_from_peer`].
+const OUTER_IP: usize = 14;
+const VXLAN_HEADER: usize = 14 + 20 + 8;
+
+/// Sets byte `offset` of `frame` and recomputes the outer IPv4 checksum.
+fn with_outer_byte(mut frame: Vec<u8>, offset: usize, value: u8) -> Vec<u8> {
+    frame[offset] = value;
+    frame[OUTER_IP + 10..OUTER_IP + 12].copy_from_slice(&[0, 0]);
+    let csum = checksum(&frame[OUTER_IP..OUTER_IP + 20]);
+    frame[OUTER_IP + 10..OUTER_IP + 12].copy_from_slice(&csum.to_be_bytes());
     frame
 }
 
@@ -192,6 +279,147 @@ fn everything_but_local_pod_traffic_passes_to_the_stack_untouched() {
         .and_then(|map| map.entries())
         .expect("reading conntrack");
     assert!(ct.is_empty(), "nothing tracked: {ct:?}");
+}
+
+#[test]
+fn tunnel_traffic_for_a_local_pod_is_decapsulated_and_delivered_with_the_vni_identity() {
+    let node = Node::tunnel();
+    let ep = endpoint(23, "lxc-h", 23);
+    node.register(&ep);
+    node.dp
+        .upsert_host_ip(NODE_IP)
+        .expect("registering the node IP");
+    let host = node.host();
+    let program = host.program().expect("cil_from_netdev is loaded");
+
+    // No ipcache entry for the remote pod: the identity can only come from
+    // the VNI.
+    let inner = remote_pod_syn(ep.ipv4);
+    let verdict = run(program, &vxlan_from_peer(REMOTE_IDENTITY, &inner));
+
+    assert_eq!(verdict.retval, TC_ACT_REDIRECT, "into the pod");
+    assert_eq!(
+        verdict.packet.len(),
+        inner.len(),
+        "the outer headers are gone: {:02x?}",
+        verdict.packet
+    );
+    assert_eq!(&verdict.packet[0..6], &ep.mac, "to the pod's MAC");
+    assert_eq!(&verdict.packet[6..12], &ep.node_mac, "from its gateway");
+    assert_eq!(&verdict.packet[12..14], &inner[12..14], "IPv4");
+    assert_eq!(verdict.packet[14 + 8], 63, "the inner TTL, decremented");
+    assert_eq!(
+        &verdict.packet[14 + 12..],
+        &inner[14 + 12..],
+        "addresses and TCP header as sent"
+    );
+    let ct = CtMap::open(node.dp.paths(), CtMapKind::Tcp)
+        .and_then(|map| map.entries())
+        .expect("reading conntrack");
+    let entry = find_ct(&ct, REMOTE_POD, ep.ipv4, 42010, 80, TUPLE_F_IN);
+    assert_eq!(entry.src_sec_id, REMOTE_IDENTITY, "{entry:?}");
+
+    let events = node.events();
+    let traces = traces(&events);
+    let points: Vec<_> = traces.iter().map(|t| t.observation_point).collect();
+    assert_eq!(
+        points,
+        [
+            ObservationPoint::FROM_OVERLAY,
+            ObservationPoint::TO_ENDPOINT
+        ],
+        "{events:#?}"
+    );
+    assert_eq!(
+        traces[0].ifindex,
+        node.tunnel_ifindex(),
+        "traced on the tunnel device, as cil_from_overlay traces it"
+    );
+    assert!(traces.iter().all(|t| t.src_identity == REMOTE_IDENTITY));
+    assert_eq!(traces[1].dst_endpoint, ep.id);
+}
+
+#[test]
+fn tunnel_traffic_the_node_does_not_decapsulate_itself_passes_to_the_stack_untouched() {
+    let node = Node::tunnel();
+    let ep = endpoint(24, "lxc-h", 24);
+    node.register(&ep);
+    let router = Ipv4Addr::new(10, 200, 0, 1);
+    for ip in [NODE_IP, router] {
+        node.dp.upsert_host_ip(ip).expect("registering a host IP");
+    }
+    let host = node.host();
+    let program = host.program().expect("cil_from_netdev is loaded");
+
+    let good = vxlan_from_peer(REMOTE_IDENTITY, &remote_pod_syn(ep.ipv4));
+    let mut bad_checksum = good.clone();
+    bad_checksum[OUTER_IP + 10] ^= 0xff;
+    let mut udp_checksum = good.clone();
+    udp_checksum[OUTER_IP + 20 + 6] = 0x12;
+    let mut gbp_flags = good.clone();
+    gbp_flags[VXLAN_HEADER] = 0x88;
+    let mut reserved_vni_byte = good.clone();
+    reserved_vni_byte[VXLAN_HEADER + 7] = 1;
+    let mut inner_arp = good.clone();
+    inner_arp[VXLAN_HEADER + 8 + 12..VXLAN_HEADER + 8 + 14]
+        .copy_from_slice(&ETH_P_ARP.to_be_bytes());
+    let mut trailing = good.clone();
+    trailing.extend_from_slice(&[0; 8]);
+    let to_other_node = with_outer_byte(good.clone(), OUTER_IP + 19, 9);
+    let cases = [
+        (
+            "for the node's router IP",
+            vxlan_from_peer(REMOTE_IDENTITY, &remote_pod_syn(router)),
+        ),
+        (
+            "for a pod of another node",
+            vxlan_from_peer(
+                REMOTE_IDENTITY,
+                &remote_pod_syn(Ipv4Addr::new(10, 202, 0, 9)),
+            ),
+        ),
+        (
+            "claiming the host identity (cil_from_overlay reports it)",
+            vxlan_from_peer(1, &remote_pod_syn(ep.ipv4)),
+        ),
+        ("sent to another node's address", to_other_node),
+        (
+            "a fragment",
+            with_outer_byte(good.clone(), OUTER_IP + 6, 0x20),
+        ),
+        (
+            "CE-marked",
+            with_outer_byte(good.clone(), OUTER_IP + 1, 0x03),
+        ),
+        ("with IP options", {
+            let mut options = good.clone();
+            options.splice(OUTER_IP + 20..OUTER_IP + 20, [1, 1, 1, 1]);
+            let tot_len = u16::from_be_bytes([options[OUTER_IP + 2], options[OUTER_IP + 3]]) + 4;
+            options[OUTER_IP + 2..OUTER_IP + 4].copy_from_slice(&tot_len.to_be_bytes());
+            with_outer_byte(options, OUTER_IP, 0x46)
+        }),
+        ("with a bad IPv4 checksum", bad_checksum),
+        ("with a UDP checksum", udp_checksum),
+        ("with VXLAN-GBP flags", gbp_flags),
+        ("with the reserved VNI byte set", reserved_vni_byte),
+        ("carrying ARP", inner_arp),
+        ("with bytes after the datagram", trailing),
+        ("cut short", good[..good.len() - 30].to_vec()),
+    ];
+    for (what, packet) in cases {
+        let verdict = run(program, &packet);
+        assert_eq!(verdict.retval, TC_ACT_OK, "VXLAN {what} goes to the stack");
+        assert_eq!(verdict.packet, packet, "VXLAN {what} is unchanged");
+    }
+    let events = node.events();
+    assert!(events.is_empty(), "nothing to report: {events:#?}");
+    let ct = CtMap::open(node.dp.paths(), CtMapKind::Tcp)
+        .and_then(|map| map.entries())
+        .expect("reading conntrack");
+    assert!(ct.is_empty(), "nothing tracked: {ct:?}");
+
+    // The packet every case was made from is decapsulated.
+    assert_eq!(run(program, &good).retval, TC_ACT_REDIRECT);
 }
 
 /// Names and ids of the TCX programs on the ingress of `ifname`.

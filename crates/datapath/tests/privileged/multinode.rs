@@ -7,7 +7,11 @@
 //! policy program with the source identity from its ipcache. Both modes run
 //! with the underlay program attached, as the agent does.
 
-use std::net::Ipv4Addr;
+use std::{
+    io::{Read, Write},
+    net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream},
+    time::Duration,
+};
 
 use cilium_datapath::{
     abi::{RemoteEndpointInfo, TRACE_AGGREGATE_ACTIVE_CT, TRACE_AGGREGATE_NONE, TUPLE_F_IN},
@@ -176,6 +180,7 @@ impl Cluster {
         // Cilium's ipcache names the hosting node in both modes; only the
         // routing mode decides whether it is used.
         let remote_info = RemoteEndpointInfo::with_tunnel(peer.pod.identity, peer.underlay_ip);
+        let underlay_ip = spec.underlay_ip;
         let dp = ns.run({
             let ep = ep.clone();
             move || {
@@ -189,6 +194,8 @@ impl Cluster {
                         .unwrap_or_else(|err| panic!("attaching the overlay: {}", chain(&err)));
                 }
                 // As the agent does in both modes.
+                dp.upsert_host_ip(underlay_ip)
+                    .unwrap_or_else(|err| panic!("the node IP: {}", chain(&err)));
                 dp.attach_host_device(UNDERLAY)
                     .unwrap_or_else(|err| panic!("attaching the host device: {}", chain(&err)));
                 dp
@@ -253,6 +260,15 @@ fn ping_both_ways(cluster: &Cluster, when: &str) {
     assert_pings(&cluster.b.pod, cluster.a.ep.ipv4, when);
 }
 
+/// Packets the kernel's VXLAN device of `node` has received (decapsulated).
+fn tunnel_rx_packets(node: &Node) -> u64 {
+    let counter = format!("/sys/class/net/{VXLAN}/statistics/rx_packets");
+    let out = sh(&["ip", "netns", "exec", &node.ns.name, "cat", &counter]);
+    out.trim()
+        .parse()
+        .unwrap_or_else(|err| panic!("{counter}: {err}: {out:?}"))
+}
+
 #[test]
 fn tunnel_mode_carries_the_identity_in_the_vni() {
     let cluster = Cluster::new(true, TRACE_AGGREGATE_NONE);
@@ -260,8 +276,14 @@ fn tunnel_mode_carries_the_identity_in_the_vni() {
     assert!(b.dp.overlay_attached(VXLAN));
 
     let capture = Capture::start(&a.ns, UNDERLAY);
+    let decapsulated_by_kernel = (tunnel_rx_packets(a), tunnel_rx_packets(b));
     ping_both_ways(&cluster, "through the tunnel");
     let packets = capture.finish();
+    assert_eq!(
+        (tunnel_rx_packets(a), tunnel_rx_packets(b)),
+        decapsulated_by_kernel,
+        "each node's bpf_host decapsulated the pods' packets; none went through the tunnel device"
+    );
 
     let vxlan: Vec<&Packet> = packets
         .iter()
@@ -330,6 +352,63 @@ fn tunnel_mode_carries_the_identity_in_the_vni() {
 
     assert_receiver_tracked(b, a);
     assert_receiver_tracked(a, b);
+}
+
+/// Sends `len` bytes over TCP from `from`'s pod to a listener in `to`'s pod
+/// and returns what arrived.
+fn tcp_transfer(from: &Node, to: &Node, len: usize) -> (Vec<u8>, Vec<u8>) {
+    let sent: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+    let server = SocketAddrV4::new(to.ep.ipv4, 5201);
+    let listener = to.pod.run(move || {
+        TcpListener::bind(server).unwrap_or_else(|err| panic!("bind {server}: {err}"))
+    });
+    let receiver = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().expect("accepting the sender");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("read timeout");
+        let mut received = Vec::new();
+        stream
+            .read_to_end(&mut received)
+            .unwrap_or_else(|err| panic!("receiving after {} bytes: {err}", received.len()));
+        received
+    });
+    from.pod.run({
+        let sent = sent.clone();
+        move || {
+            let mut stream = TcpStream::connect_timeout(&server.into(), Duration::from_secs(5))
+                .unwrap_or_else(|err| panic!("connecting to {server}: {err}"));
+            stream.write_all(&sent).expect("sending");
+        }
+    });
+    let received = receiver.join().expect("receiver thread");
+    (sent, received)
+}
+
+#[test]
+fn tunnel_mode_leaves_gso_packets_to_the_tunnel_device_and_both_paths_share_a_connection() {
+    let cluster = Cluster::new(true, TRACE_AGGREGATE_ACTIVE_CT);
+    let (a, b) = (&cluster.a, &cluster.b);
+    assert_pings(&a.pod, b.ep.ipv4, "through the tunnel");
+
+    let before = tunnel_rx_packets(b);
+    let (sent, received) = tcp_transfer(a, b, 4 << 20);
+    assert!(
+        received == sent,
+        "4 MiB arrive intact: {} of {} bytes",
+        received.len(),
+        sent.len()
+    );
+    assert!(
+        tunnel_rx_packets(b) > before,
+        "the sender's segmentation-offload packets went through B's tunnel device"
+    );
+    let events_b = drain_events(&b.dp);
+    let ipv4_drops: Vec<_> = drops(&events_b)
+        .into_iter()
+        .filter(|d| d.payload.get(12..14) == Some(&[0x08, 0x00]))
+        .collect();
+    assert!(ipv4_drops.is_empty(), "{ipv4_drops:#?}");
 }
 
 #[test]
