@@ -63,6 +63,7 @@ cleanup() {
 install_traps
 
 require_binaries "$BUILD" "$LAB_BIN" "$BIN/cilium-agent" "$BIN/hubble-relay" "$BIN/hubble"
+require_bpf_stats_off
 LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 [[ -e /run/cilium-lab/$LAB/state.json ]] && "$LAB_BIN" down --name "$LAB" >/dev/null

@@ -63,6 +63,7 @@ cleanup() {
 install_traps
 
 require_binaries "$BUILD" "$LAB_BIN" "$NETBENCH" "$BIN/cilium-agent" "$BIN/hubble-relay" "$BIN/hubble"
+require_bpf_stats_off
 LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 declare -A CLIENT_NS SERVER_IP AGENTS RR CRR CPU

@@ -86,6 +86,15 @@ require_binaries() {
     done
 }
 
+# require_bpf_stats_off: fails while kernel.bpf_stats_enabled is on (bench/prog-cost.sh turns it
+# on for its runs; a run killed with SIGKILL leaves it on): it adds two clock reads to every BPF
+# program run, which the baselines without BPF do not pay.
+require_bpf_stats_off() {
+    [[ $(sysctl -n kernel.bpf_stats_enabled) == 0 ]] ||
+        die "kernel.bpf_stats_enabled is on and would slow our datapath down against the baseline;" \
+            "switch it off: sysctl -w kernel.bpf_stats_enabled=0"
+}
+
 # remove_leftover_lab LAB [COMM_RE]: the lab an interrupted run left behind, if any: first the
 # servers (commands matching COMM_RE) in its pods, then the lab itself.
 remove_leftover_lab() {

@@ -106,6 +106,7 @@ install_traps
 # ---------------------------------------------------------------- setup
 
 require_binaries "$BUILD" "$LAB_BIN" "$NETBENCH" "$CNI_BIN" "$BIN/cilium-agent"
+require_bpf_stats_off
 
 START_EPOCH=$EPOCHREALTIME
 LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"

@@ -110,6 +110,7 @@ install_traps
 # ---------------------------------------------------------------- setup
 
 require_binaries "$BUILD" "$LAB_BIN" "$NETBENCH" "$BIN/cilium-agent" "$BIN/cilium-cni" "$BIN/cilium"
+require_bpf_stats_off
 
 START_EPOCH=$EPOCHREALTIME
 LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"

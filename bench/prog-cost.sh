@@ -48,13 +48,12 @@ done
 LAB_UP=0
 SERVER_PIDS=()
 WORK="$(mktemp -d /tmp/cilb-prog-cost.XXXXXX)"
-STATS_BEFORE="$(sysctl -n kernel.bpf_stats_enabled)"
 
 cleanup() {
     local rc=$?
     set +e
     trap - EXIT INT TERM
-    sysctl -qw kernel.bpf_stats_enabled="$STATS_BEFORE"
+    sysctl -qw kernel.bpf_stats_enabled=0
     stop_servers
     if ((LAB_UP)); then
         "$LAB_BIN" down --name "$LAB" >/dev/null 2>&1 || log "cleanup: cilium-lab down failed"
