@@ -35,7 +35,7 @@
  * A frontend without backends answers with an ICMP port unreachable out of
  * the device it came in, after counting the drop. Packets for a local pod
  * skip these lookups: a pod's address is never a frontend; other nodes'
- * tunnel traffic skips every map lookup.
+ * tunnel traffic skips the NodePort and source-NAT lookups.
  *
  * It shares the node-wide pinned maps with bpf_lxc.c.
  */
