@@ -129,6 +129,18 @@ fn down_copes_with_a_lost_state_file() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("start a toolbox server in the node");
+    // `down` finds it by its namespace: only once it is in there (listening) is the test fair.
+    common::wait_for(
+        "the toolbox server to listen in the node",
+        std::time::Duration::from_secs(10),
+        || {
+            let out = std::process::Command::new("ip")
+                .args(["netns", "exec", &node, "ss", "-Hltn", "sport = :7000"])
+                .output()
+                .expect("run ss in the node");
+            !out.stdout.is_empty()
+        },
+    );
     let dir = format!("/run/cilium-lab/{}", lab.name);
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(format!("{dir}/state.json"), "{truncated").unwrap();
