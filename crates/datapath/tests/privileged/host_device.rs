@@ -12,7 +12,7 @@ use aya::programs::{SchedClassifier, TcAttachType};
 use cilium_datapath::{
     abi::{RemoteEndpointInfo, TRACE_AGGREGATE_NONE, TUPLE_F_IN},
     codes::{MetricDirection, ObservationPoint},
-    maps::{CtMap, CtMapKind, MetricsMap},
+    maps::{CtEntryRecord, CtMap, CtMapKind, MetricsMap},
     AttachPreference, Datapath, DatapathEvent, EndpointDatapathConfig, HostObject, Routing,
 };
 use ipnet::Ipv4Net;
@@ -110,6 +110,33 @@ impl Node {
         drain_events(&self.dp)
     }
 
+    /// The TCP conntrack entries.
+    fn tcp_conntrack(&self) -> Vec<CtEntryRecord> {
+        CtMap::open(self.dp.paths(), CtMapKind::Tcp)
+            .and_then(|map| map.entries())
+            .unwrap_or_else(|err| panic!("reading conntrack: {}", chain(&err)))
+    }
+
+    /// Runs `program` on every case (`kind` prefixes their names) and asserts
+    /// each went to the stack unchanged, with nothing reported and nothing
+    /// tracked.
+    fn assert_pass_untouched(
+        &self,
+        program: &SchedClassifier,
+        kind: &str,
+        cases: impl IntoIterator<Item = (&'static str, Vec<u8>)>,
+    ) {
+        for (what, packet) in cases {
+            let verdict = run(program, &packet);
+            assert_eq!(verdict.retval, TC_ACT_OK, "{kind}{what} goes to the stack");
+            assert_eq!(verdict.packet, packet, "{kind}{what} is unchanged");
+        }
+        let events = self.events();
+        assert!(events.is_empty(), "nothing to report: {events:#?}");
+        let ct = self.tcp_conntrack();
+        assert!(ct.is_empty(), "nothing tracked: {ct:?}");
+    }
+
     fn forwarded(&self, direction: MetricDirection) -> u64 {
         MetricsMap::open(self.dp.paths())
             .and_then(|map| map.get(0, direction))
@@ -195,9 +222,7 @@ fn traffic_for_a_local_pod_goes_to_its_policy_program_with_the_ipcache_identity(
     assert_eq!(&verdict.packet[0..6], &ep.mac, "to the pod's MAC");
     assert_eq!(&verdict.packet[6..12], &ep.node_mac, "from its gateway");
     assert_eq!(verdict.packet[14 + 8], 62, "TTL decremented");
-    let ct = CtMap::open(node.dp.paths(), CtMapKind::Tcp)
-        .and_then(|map| map.entries())
-        .expect("reading conntrack");
+    let ct = node.tcp_conntrack();
     let entry = find_ct(&ct, REMOTE_POD, ep.ipv4, 42000, 80, TUPLE_F_IN);
     assert_eq!(entry.src_sec_id, REMOTE_IDENTITY, "{entry:?}");
     assert_eq!(node.forwarded(MetricDirection::Ingress), 1);
@@ -221,9 +246,7 @@ fn traffic_for_a_local_pod_goes_to_its_policy_program_with_the_ipcache_identity(
     let stranger = Ipv4Addr::new(198, 51, 100, 7);
     let packet = from_wire(stranger, ep.ipv4, IPPROTO_TCP, &tcp);
     assert_eq!(run(program, &packet).retval, TC_ACT_REDIRECT);
-    let ct = CtMap::open(node.dp.paths(), CtMapKind::Tcp)
-        .and_then(|map| map.entries())
-        .expect("reading conntrack");
+    let ct = node.tcp_conntrack();
     let entry = find_ct(&ct, stranger, ep.ipv4, 42000, 80, TUPLE_F_IN);
     assert_eq!(entry.src_sec_id, 2, "world: {entry:?}");
 }
@@ -268,17 +291,7 @@ fn everything_but_local_pod_traffic_passes_to_the_stack_untouched() {
             from_wire(REMOTE_POD, Ipv4Addr::new(10, 202, 0, 9), IPPROTO_TCP, &tcp),
         ),
     ];
-    for (what, packet) in cases {
-        let verdict = run(program, &packet);
-        assert_eq!(verdict.retval, TC_ACT_OK, "{what} goes to the stack");
-        assert_eq!(verdict.packet, packet, "{what} is unchanged");
-    }
-    let events = node.events();
-    assert!(events.is_empty(), "nothing to report: {events:#?}");
-    let ct = CtMap::open(node.dp.paths(), CtMapKind::Tcp)
-        .and_then(|map| map.entries())
-        .expect("reading conntrack");
-    assert!(ct.is_empty(), "nothing tracked: {ct:?}");
+    node.assert_pass_untouched(program, "", cases);
 }
 
 #[test]
@@ -313,9 +326,7 @@ fn tunnel_traffic_for_a_local_pod_is_decapsulated_and_delivered_with_the_vni_ide
         &inner[14 + 12..],
         "addresses and TCP header as sent"
     );
-    let ct = CtMap::open(node.dp.paths(), CtMapKind::Tcp)
-        .and_then(|map| map.entries())
-        .expect("reading conntrack");
+    let ct = node.tcp_conntrack();
     let entry = find_ct(&ct, REMOTE_POD, ep.ipv4, 42010, 80, TUPLE_F_IN);
     assert_eq!(entry.src_sec_id, REMOTE_IDENTITY, "{entry:?}");
 
@@ -406,17 +417,7 @@ fn tunnel_traffic_the_node_does_not_decapsulate_itself_passes_to_the_stack_untou
         ("with bytes after the datagram", trailing),
         ("cut short", good[..good.len() - 30].to_vec()),
     ];
-    for (what, packet) in cases {
-        let verdict = run(program, &packet);
-        assert_eq!(verdict.retval, TC_ACT_OK, "VXLAN {what} goes to the stack");
-        assert_eq!(verdict.packet, packet, "VXLAN {what} is unchanged");
-    }
-    let events = node.events();
-    assert!(events.is_empty(), "nothing to report: {events:#?}");
-    let ct = CtMap::open(node.dp.paths(), CtMapKind::Tcp)
-        .and_then(|map| map.entries())
-        .expect("reading conntrack");
-    assert!(ct.is_empty(), "nothing tracked: {ct:?}");
+    node.assert_pass_untouched(program, "VXLAN ", cases);
 
     // The packet every case was made from is decapsulated.
     assert_eq!(run(program, &good).retval, TC_ACT_REDIRECT);
