@@ -444,7 +444,7 @@ static __always_inline int ipv4_to_endpoint(struct __sk_buff *ctx,
 	/* ipv4_load() checked that the Ethernet header precedes ip4. */
 	eth = (void *)ip4 - ETH_HLEN;
 	eth_rewrite(eth, LXC_MAC, NODE_MAC);
-	ret = ipv4_dec_ttl(ctx, ip4);
+	ret = ipv4_dec_ttl(ip4);
 	if (IS_DROP(ret))
 		return ret;
 

@@ -155,6 +155,17 @@ struct ct_packet {
 	bool			loopback;
 };
 
+/*
+ * The bytes of a TCP header conntrack reads, in one load: the ports, and
+ * byte 13 (FIN..CWR).
+ */
+struct ct_tcp_view {
+	__be16	sport;
+	__be16	dport;
+	__u8	seq_ack_doff[9];
+	__u8	flags;
+};
+
 /**
  * ct_extract4 - build the conntrack view of an IPv4 packet
  * @ctx: packet context
@@ -200,6 +211,17 @@ static __always_inline int ct_extract4(struct __sk_buff *ctx,
 		return 0;
 	}
 
+	if (proto == IPPROTO_TCP) {
+		struct ct_tcp_view tcp;
+
+		if (bpf_skb_load_bytes(ctx, l4_off, &tcp, sizeof(tcp)) < 0)
+			return DROP_CT_INVALID_HDR;
+		pkt->tuple.sport = tcp.sport;
+		pkt->tuple.dport = tcp.dport;
+		pkt->tcp_flags = tcp.flags;
+		return 0;
+	}
+
 	{
 		__be16 ports[2];
 
@@ -207,15 +229,6 @@ static __always_inline int ct_extract4(struct __sk_buff *ctx,
 			return DROP_CT_INVALID_HDR;
 		pkt->tuple.sport = ports[0];
 		pkt->tuple.dport = ports[1];
-	}
-
-	if (proto == IPPROTO_TCP) {
-		__u8 flags;
-
-		/* Byte 13 of the TCP header holds FIN..CWR. */
-		if (bpf_skb_load_bytes(ctx, l4_off + 13, &flags, 1) < 0)
-			return DROP_CT_INVALID_HDR;
-		pkt->tcp_flags = flags;
 	}
 	return 0;
 }

@@ -61,7 +61,7 @@ static __always_inline int fib_redirect4(struct __sk_buff *ctx,
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH)
 		return FIB_TO_STACK;
 
-	ret = ipv4_dec_ttl(ctx, ip4);
+	ret = ipv4_dec_ttl(ip4);
 	if (IS_DROP(ret))
 		return ret;
 	*oif = fib.ifindex;

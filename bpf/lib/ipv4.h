@@ -76,26 +76,23 @@ static __always_inline bool ipv4_is_later_fragment(const struct iphdr *ip4)
 
 /**
  * ipv4_dec_ttl - decrement the TTL and fix the header checksum
- * @ctx: packet context
- * @ip4: validated header (invalid after the call)
+ * @ip4: validated header, directly writable
  *
- * Returns 0, DROP_TTL_EXCEEDED when the packet must not be forwarded, or
- * DROP_CSUM_L3 when the checksum could not be updated.
+ * The checksum is updated incrementally (RFC 1624) in place, without a
+ * helper call: the TTL is the high byte of its 16-bit header word, so the
+ * one's complement sum drops by 0x0100 and the checksum grows by as much,
+ * with the end-around carry. Returns 0, or DROP_TTL_EXCEEDED when the
+ * packet must not be forwarded.
  */
-static __always_inline int ipv4_dec_ttl(struct __sk_buff *ctx, struct iphdr *ip4)
+static __always_inline int ipv4_dec_ttl(struct iphdr *ip4)
 {
-	__u16 old_word, new_word;
+	__u32 check;
 
 	if (ip4->ttl <= 1)
 		return DROP_TTL_EXCEEDED;
 
-	/* TTL and protocol share one 16-bit word of the checksummed header. */
-	old_word = *(__u16 *)&ip4->ttl;
+	check = (__u32)ip4->check + bpf_htons(0x0100);
+	ip4->check = (__sum16)(check + (check >= 0xFFFF));
 	ip4->ttl--;
-	new_word = *(__u16 *)&ip4->ttl;
-
-	if (bpf_l3_csum_replace(ctx, ETH_HLEN + offsetof(struct iphdr, check),
-				old_word, new_word, sizeof(__u16)) < 0)
-		return DROP_CSUM_L3;
 	return 0;
 }
