@@ -222,7 +222,11 @@ fn traffic_for_a_local_pod_goes_to_its_policy_program_with_the_ipcache_identity(
     assert_eq!(&verdict.packet[0..6], &ep.mac, "to the pod's MAC");
     assert_eq!(&verdict.packet[6..12], &ep.node_mac, "from its gateway");
     assert_eq!(verdict.packet[14 + 8], 62, "TTL decremented");
-    assert_eq!(checksum(&verdict.packet[14..34]), 0, "IPv4 checksum still valid");
+    assert_eq!(
+        checksum(&verdict.packet[14..34]),
+        0,
+        "IPv4 checksum still valid"
+    );
     let ct = node.tcp_conntrack();
     let entry = find_ct(&ct, REMOTE_POD, ep.ipv4, 42000, 80, TUPLE_F_IN);
     assert_eq!(entry.src_sec_id, REMOTE_IDENTITY, "{entry:?}");
@@ -322,7 +326,11 @@ fn tunnel_traffic_for_a_local_pod_is_decapsulated_and_delivered_with_the_vni_ide
     assert_eq!(&verdict.packet[6..12], &ep.node_mac, "from its gateway");
     assert_eq!(&verdict.packet[12..14], &inner[12..14], "IPv4");
     assert_eq!(verdict.packet[14 + 8], 63, "the inner TTL, decremented");
-    assert_eq!(checksum(&verdict.packet[14..34]), 0, "IPv4 checksum still valid");
+    assert_eq!(
+        checksum(&verdict.packet[14..34]),
+        0,
+        "IPv4 checksum still valid"
+    );
     assert_eq!(
         &verdict.packet[14 + 12..],
         &inner[14 + 12..],

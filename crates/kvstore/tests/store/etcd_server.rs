@@ -24,21 +24,35 @@ fn free_port() -> u16 {
     listener.local_addr().expect("local address").port()
 }
 
+/// Fresh ports tried before giving up: between `free_port()` and etcd's bind, another test's
+/// connection can take a port.
+const START_ATTEMPTS: u32 = 5;
+
 impl EtcdServer {
-    /// Starts etcd and waits until it has a leader.
+    /// Starts etcd on free ports and waits until it has a leader; picks other ports when one was
+    /// taken in the meantime.
     pub async fn start() -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("cilt-etcd-")
-            .tempdir()
-            .expect("create etcd data directory");
-        let mut server = EtcdServer {
-            dir,
-            client_port: free_port(),
-            peer_port: free_port(),
-            child: None,
-        };
-        server.resume().await;
-        server
+        for attempt in 1..=START_ATTEMPTS {
+            let dir = tempfile::Builder::new()
+                .prefix("cilt-etcd-")
+                .tempdir()
+                .expect("create etcd data directory");
+            let mut server = EtcdServer {
+                dir,
+                client_port: free_port(),
+                peer_port: free_port(),
+                child: None,
+            };
+            server.spawn();
+            match server.wait_ready().await {
+                Ok(()) => return server,
+                Err(log) if log.contains("address already in use") && attempt < START_ATTEMPTS => {
+                    server.stop();
+                }
+                Err(log) => panic!("etcd exited; log:\n{log}"),
+            }
+        }
+        unreachable!("the last attempt returns or panics")
     }
 
     /// `http://127.0.0.1:<client port>`.
@@ -82,6 +96,14 @@ impl EtcdServer {
 
     /// Starts etcd again on the same ports and data directory, and waits for a leader.
     pub async fn resume(&mut self) {
+        self.spawn();
+        if let Err(log) = self.wait_ready().await {
+            panic!("etcd exited; log:\n{log}");
+        }
+    }
+
+    /// Starts the etcd process on this server's ports and data directory.
+    fn spawn(&mut self) {
         assert!(self.child.is_none(), "etcd is already running");
         assert!(
             std::path::Path::new(ETCD).exists(),
@@ -113,22 +135,22 @@ impl EtcdServer {
             .spawn()
             .expect("spawn etcd");
         self.child = Some(child);
-        self.wait_ready().await;
     }
 
-    async fn wait_ready(&mut self) {
+    /// Waits until etcd has a leader; its log when it exits instead.
+    async fn wait_ready(&mut self) -> Result<(), String> {
         let store = self.client().await;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         loop {
             if store.status().await.is_healthy() {
-                return;
+                return Ok(());
             }
             if let Some(status) = self
                 .child
                 .as_mut()
                 .and_then(|c| c.try_wait().ok().flatten())
             {
-                panic!("etcd exited with {status}; log:\n{}", self.log());
+                return Err(format!("exit {status}\n{}", self.log()));
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
