@@ -4,5 +4,8 @@
 
 mod allocator;
 mod etcd_backend;
+// The kvstore tests' etcd harness, shared; these tests use only part of it.
+#[allow(dead_code)]
+#[path = "../../../kvstore/tests/store/etcd_server.rs"]
 mod etcd_server;
 mod nodes;

@@ -1,5 +1,6 @@
 //! A real etcd (`/usr/bin/etcd`, Debian's etcd-server) as a child process on 127.0.0.1 with
-//! free ports and a temporary data directory; killed and removed on drop.
+//! free ports and a temporary data directory; killed and removed on drop. The identity crate's
+//! tests use it too.
 
 use std::fs::File;
 use std::net::TcpListener;
