@@ -78,6 +78,11 @@ volatile const __u32 MONITOR_AGGREGATION = TRACE_AGGREGATE_ACTIVE_CT;
 volatile const __u32 ROUTING_MODE = ROUTING_MODE_NATIVE;
 /* ifindex of the node's tunnel device in tunnel mode (node-wide). */
 volatile const __u32 TUNNEL_IFINDEX = 0;
+/*
+ * ifindex of the device the node's routes to other nodes' pod CIDRs use in
+ * native routing (node-wide), 0 when the agent named none.
+ */
+volatile const __u32 DIRECT_ROUTING_DEV_IFINDEX = 0;
 
 static __always_inline __u16 lxc_id(void)
 {
@@ -135,12 +140,17 @@ static __always_inline int encap_to_node4(struct __sk_buff *ctx,
 }
 
 /*
- * Native routing to a pod on another node: route it by the node's FIB and
- * send it straight out of the egress device. Returns FIB_TO_STACK when the
- * stack must handle it instead.
+ * Native routing to a pod on another node (@node_ip, from the ipcache),
+ * straight out of the egress device, past the stack. With the direct-routing
+ * device known, the packet goes to @node_ip on it without a route lookup:
+ * the agent routes every other node's pod CIDR via that node's address on
+ * that device, so the lookup could only answer the same. Without it, the
+ * node's FIB decides. Returns FIB_TO_STACK when the stack must handle the
+ * packet instead.
  */
-static __always_inline int fib_to_node4(struct __sk_buff *ctx, __u32 dst_label,
-					const struct trace_ctx *tctx)
+static __always_inline int route_to_node4(struct __sk_buff *ctx,
+					  __be32 node_ip, __u32 dst_label,
+					  const struct trace_ctx *tctx)
 {
 	struct iphdr *ip4;
 	__u32 oif = 0;
@@ -149,7 +159,12 @@ static __always_inline int fib_to_node4(struct __sk_buff *ctx, __u32 dst_label,
 	ret = ipv4_load(ctx, &ip4);
 	if (IS_DROP(ret))
 		return ret;
-	ret = fib_redirect4(ctx, ip4, &oif);
+	if (DIRECT_ROUTING_DEV_IFINDEX) {
+		oif = DIRECT_ROUTING_DEV_IFINDEX;
+		ret = neigh_redirect4(ip4, oif, node_ip);
+	} else {
+		ret = fib_redirect4(ctx, ip4, &oif);
+	}
 	if (ret == FIB_TO_STACK || IS_DROP(ret))
 		return ret;
 	send_trace_notify(ctx, MONITOR_AGGREGATION, TRACE_TO_NETWORK, lxc_id(),
@@ -303,14 +318,14 @@ __noinline int ipv4_from_lxc_translated(struct __sk_buff *ctx, __u32 l4_off,
 	remote = ipcache_lookup4(daddr);
 	if (remote) {
 		__be32 tunnel_endpoint = ipcache_tunnel_endpoint4(remote);
+		__be32 node_ip = ipcache_node_ip4(remote);
 
 		dst_label = remote->sec_identity;
 		if (ROUTING_MODE == ROUTING_MODE_TUNNEL && tunnel_endpoint)
 			return encap_to_node4(ctx, tunnel_endpoint, dst_label,
 					      &tctx);
-		if (ROUTING_MODE == ROUTING_MODE_NATIVE &&
-		    (remote->flags & FLAG_HAS_TUNNEL_EP)) {
-			ret = fib_to_node4(ctx, dst_label, &tctx);
+		if (ROUTING_MODE == ROUTING_MODE_NATIVE && node_ip) {
+			ret = route_to_node4(ctx, node_ip, dst_label, &tctx);
 			if (ret != FIB_TO_STACK)
 				return ret;
 		}

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * fib.h - forward a packet out of the node by the kernel's routing table
- * without going through the stack: a FIB lookup from BPF, L2 rewrite (or
- * neighbour resolution by the kernel) and a redirect to the egress device.
- * Native routing uses it for pods on other nodes.
+ * fib.h - forward a packet out of the node without going through the
+ * stack: by the kernel's routing table (a FIB lookup from BPF, L2 rewrite or
+ * neighbour resolution by the kernel, a redirect to the egress device), or
+ * to a next hop already known (neighbour resolution and transmit by the
+ * kernel). Native routing uses them for pods on other nodes.
  */
 #pragma once
 
@@ -81,4 +82,33 @@ static __always_inline int fib_redirect4(struct __sk_buff *ctx,
 	__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
 	return bpf_redirect(fib.ifindex, 0);
+}
+
+/**
+ * neigh_redirect4 - send an IPv4 packet to a known next hop on a known device
+ * @ip4: validated IPv4 header, directly writable
+ * @ifindex: egress device
+ * @nexthop: next-hop IPv4 address on that device, network byte order
+ *
+ * Skips the routing lookup fib_redirect4() does: the kernel resolves
+ * @nexthop's neighbour on @ifindex, writes the L2 header and transmits. The
+ * TTL is decremented. No MTU check: the pods' MTU is the node's. Returns
+ * the redirect verdict, FIB_TO_STACK for a packet whose TTL runs out (the
+ * stack answers it), or a negative DROP_*.
+ */
+static __always_inline int neigh_redirect4(struct iphdr *ip4, __u32 ifindex,
+					   __be32 nexthop)
+{
+	struct bpf_redir_neigh nh = {
+		.nh_family = AF_INET,
+		.ipv4_nh = nexthop,
+	};
+	int ret;
+
+	if (ip4->ttl <= 1)
+		return FIB_TO_STACK;
+	ret = ipv4_dec_ttl(ip4);
+	if (IS_DROP(ret))
+		return ret;
+	return bpf_redirect_neigh(ifindex, &nh, sizeof(nh), 0);
 }

@@ -79,6 +79,22 @@ static __always_inline struct remote_endpoint_info *ipcache_lookup4(__be32 addr)
 }
 
 /**
+ * ipcache_node_ip4 - the node hosting an entry, if the entry names one
+ * @info: an ipcache entry
+ *
+ * Returns the underlay IPv4 address (network byte order) of that node, or 0
+ * when the entry names none (or an IPv6 one).
+ */
+static __always_inline __be32
+ipcache_node_ip4(const struct remote_endpoint_info *info)
+{
+	if (!(info->flags & FLAG_HAS_TUNNEL_EP) ||
+	    (info->flags & FLAG_IPV6_TUNNEL_EP))
+		return 0;
+	return info->tunnel_endpoint;
+}
+
+/**
  * ipcache_tunnel_endpoint4 - the node to encapsulate towards, if any
  * @info: an ipcache entry
  *
@@ -88,10 +104,9 @@ static __always_inline struct remote_endpoint_info *ipcache_lookup4(__be32 addr)
 static __always_inline __be32
 ipcache_tunnel_endpoint4(const struct remote_endpoint_info *info)
 {
-	if (!(info->flags & FLAG_HAS_TUNNEL_EP) ||
-	    (info->flags & (FLAG_SKIP_TUNNEL | FLAG_IPV6_TUNNEL_EP)))
+	if (info->flags & FLAG_SKIP_TUNNEL)
 		return 0;
-	return info->tunnel_endpoint;
+	return ipcache_node_ip4(info);
 }
 
 /**

@@ -268,7 +268,10 @@ fn prepare(
     let router_ip = ipam.router();
     host_devices::ensure(router_ip)?;
     let routing = match config.routing_mode {
-        RoutingMode::Native => Routing::Native,
+        // The device the routes to the other nodes' pod CIDRs use (cluster::reconcile).
+        RoutingMode::Native => Routing::Native {
+            device: underlay.map(|u| u.device.clone()),
+        },
         RoutingMode::Tunnel => {
             host_devices::ensure_tunnel(TUNNEL_DEVICE, config.tunnel_port)?;
             Routing::Tunnel {

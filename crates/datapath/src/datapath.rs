@@ -59,7 +59,7 @@ impl Default for DatapathConfig {
             bpf_root: PathBuf::from("/sys/fs/bpf"),
             attach: AttachPreference::Auto,
             monitor_aggregation: TRACE_AGGREGATE_ACTIVE_CT,
-            routing: Routing::Native,
+            routing: Routing::default(),
         }
     }
 }
@@ -362,6 +362,7 @@ impl Datapath {
             monitor_aggregation: self.config.monitor_aggregation,
             routing_mode: self.routing.mode,
             tunnel_ifindex: self.routing.tunnel_ifindex,
+            direct_routing_ifindex: self.routing.direct_routing_ifindex,
         })
     }
 

@@ -152,6 +152,9 @@ pub struct EndpointGlobals {
     /// `TUNNEL_IFINDEX`: ifindex of the tunnel device, 0 in native
     /// routing (node-wide).
     pub tunnel_ifindex: u32,
+    /// `DIRECT_ROUTING_DEV_IFINDEX`: ifindex of the native-routing device,
+    /// 0 in tunnel mode or when none is named (node-wide).
+    pub direct_routing_ifindex: u32,
 }
 
 /// `bpf_lxc.o` loaded for one endpoint: all three programs are loaded into
@@ -425,7 +428,12 @@ pub(crate) fn parse_endpoint(
             .override_global("LXC_IFINDEX", &globals.ifindex, true)
             .override_global("MONITOR_AGGREGATION", &globals.monitor_aggregation, true)
             .override_global("ROUTING_MODE", &globals.routing_mode, true)
-            .override_global("TUNNEL_IFINDEX", &globals.tunnel_ifindex, true);
+            .override_global("TUNNEL_IFINDEX", &globals.tunnel_ifindex, true)
+            .override_global(
+                "DIRECT_ROUTING_DEV_IFINDEX",
+                &globals.direct_routing_ifindex,
+                true,
+            );
     })?;
     Ok(EndpointObject { ebpf })
 }

@@ -70,7 +70,7 @@ impl ClusterView {
     /// An entry for an address of the node `host`: entries of other nodes name that node
     /// in both routing modes, as Cilium's do. Tunnel mode encapsulates to it; in native
     /// routing it tells `bpf_lxc` that the destination is another node's, which it reaches
-    /// by a FIB lookup and a redirect out of the underlay device, past the node's stack.
+    /// by sending to that node out of the underlay device, past the node's stack.
     fn entry(&self, identity: u32, host: Option<Ipv4Addr>) -> RemoteEndpointInfo {
         match host {
             Some(host) if host != self.local.node_ip => {
@@ -237,7 +237,7 @@ mod tests {
         assert_eq!(
             remote_pod.flags & FLAG_HAS_TUNNEL_EP,
             FLAG_HAS_TUNNEL_EP,
-            "bpf_lxc's FIB fast path needs to know the pod is another node's"
+            "bpf_lxc's native fast path needs to know the pod's node"
         );
         assert_eq!(remote_pod.tunnel_endpoint, [172, 18, 0, 12]);
         assert_eq!(

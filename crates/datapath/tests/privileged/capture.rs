@@ -105,8 +105,12 @@ impl Drop for Capture {
 /// What the tests read from one captured Ethernet frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Packet {
+    /// Destination MAC address.
+    pub eth_dst: Option<[u8; 6]>,
     /// Outer IPv4 source and destination, when IPv4.
     pub ip: Option<(Ipv4Addr, Ipv4Addr)>,
+    /// Outer IPv4 TTL.
+    pub ttl: u8,
     /// Outer IP protocol.
     pub protocol: u8,
     /// UDP destination port, when UDP.
@@ -133,7 +137,9 @@ fn ipv4_at(frame: &[u8], off: usize) -> Option<(Ipv4Addr, Ipv4Addr, u8, usize)> 
 
 fn parse_frame(frame: &[u8]) -> Packet {
     let mut packet = Packet {
+        eth_dst: frame.get(..6).map(|mac| mac.try_into().expect("six bytes")),
         ip: None,
+        ttl: 0,
         protocol: 0,
         udp_dport: None,
         vni: None,
@@ -143,6 +149,7 @@ fn parse_frame(frame: &[u8]) -> Packet {
         return packet;
     };
     packet.ip = Some((src, dst));
+    packet.ttl = frame[14 + 8];
     packet.protocol = protocol;
     if protocol != 17 {
         return packet;

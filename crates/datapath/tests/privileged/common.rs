@@ -87,7 +87,7 @@ impl TestRoot {
             bpf_root: self.path.clone(),
             attach,
             monitor_aggregation,
-            routing: Routing::Native,
+            routing: Routing::default(),
         }
     }
 

@@ -2,9 +2,10 @@
 //! datapath and bpffs root, joined by a veth underlay (192.0.2.0/24), one
 //! pod on each. Tunnel mode: pods talk through `cilium_vxlan` devices and the
 //! capture on the underlay shows UDP 8472 with the sender's identity as VNI.
-//! Native mode: the sender routes plain packets over the underlay by a FIB
-//! lookup from BPF, the receiver's underlay program hands them to the pod's
-//! policy program with the source identity from its ipcache. Both modes run
+//! Native mode: the sender sends plain packets out of the underlay device to
+//! the node its ipcache names (the kernel resolving that node's MAC), the
+//! receiver's underlay program hands them to the pod's policy program with
+//! the source identity from its ipcache. Both modes run
 //! with the underlay program attached, as the agent does.
 
 use std::{
@@ -28,6 +29,8 @@ use crate::{
 
 const VXLAN: &str = "cilium_vxlan";
 const UNDERLAY: &str = "ul0";
+/// The outer TTL of the datapath's VXLAN packets (encap.h).
+const TUNNEL_TTL: u8 = 64;
 /// VXLAN adds 50 bytes: pods in tunnel mode get 1450 on a 1500 underlay.
 const TUNNEL_POD_MTU: u32 = 1450;
 
@@ -147,6 +150,10 @@ impl Cluster {
             };
             TUNNEL_POD_MTU
         } else {
+            // As the agent does: its routes to other nodes' pods use this device.
+            config.routing = Routing::Native {
+                device: Some(UNDERLAY.to_string()),
+            };
             sh(&[
                 "ip",
                 "netns",
@@ -292,13 +299,16 @@ fn tunnel_mode_carries_the_identity_in_the_vni() {
     let underlay_a = Ipv4Addr::new(192, 0, 2, 1);
     let underlay_b = Ipv4Addr::new(192, 0, 2, 2);
     let a_to_b = Packet {
+        eth_dst: Some(b.ns.mac(UNDERLAY)),
         ip: Some((underlay_a, underlay_b)),
+        ttl: TUNNEL_TTL,
         protocol: 17,
         udp_dport: Some(VXLAN_PORT),
         vni: Some(a.ep.identity),
         inner_ip: Some((a.ep.ipv4, b.ep.ipv4)),
     };
     let b_to_a = Packet {
+        eth_dst: Some(a.ns.mac(UNDERLAY)),
         ip: Some((underlay_b, underlay_a)),
         vni: Some(b.ep.identity),
         inner_ip: Some((b.ep.ipv4, a.ep.ipv4)),
@@ -424,12 +434,16 @@ fn native_mode_routes_plain_packets_and_the_receiver_asks_the_ipcache() {
         !packets.iter().any(|p| p.udp_dport == Some(VXLAN_PORT)),
         "nothing is encapsulated: {packets:#?}"
     );
-    for (src, dst) in [(a.ep.ipv4, b.ep.ipv4), (b.ep.ipv4, a.ep.ipv4)] {
+    // Sent to the other node's MAC, routed once (ping's TTL is 64).
+    for (src, dst, to) in [(a, b, &b.ns), (b, a, &a.ns)] {
+        let to_mac = to.mac(UNDERLAY);
+        let (src, dst) = (src.ep.ipv4, dst.ep.ipv4);
         assert!(
-            packets
-                .iter()
-                .any(|p| p.ip == Some((src, dst)) && p.protocol == IPPROTO_ICMP),
-            "plain ICMP {src} → {dst} on the underlay: {packets:#?}"
+            packets.iter().any(|p| p.ip == Some((src, dst))
+                && p.protocol == IPPROTO_ICMP
+                && p.eth_dst == Some(to_mac)
+                && p.ttl == 63),
+            "plain ICMP {src} → {dst} to {to_mac:02x?} with TTL 63 on the underlay: {packets:#?}"
         );
     }
 

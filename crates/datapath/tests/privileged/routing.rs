@@ -1,7 +1,8 @@
 //! Multi-node routing decisions of the real objects, through
-//! BPF_PROG_TEST_RUN: the ipcache, encapsulation in tunnel mode, the stack in
-//! native mode, the source identity of native-routed traffic, and the
-//! tunnel device's program without tunnel metadata.
+//! BPF_PROG_TEST_RUN: the ipcache, encapsulation in tunnel mode, native
+//! mode's redirect out of the direct-routing device (or the stack without
+//! one), the source identity of native-routed traffic, and the tunnel
+//! device's program without tunnel metadata.
 
 use std::net::Ipv4Addr;
 
@@ -27,14 +28,18 @@ const REMOTE_POD: Ipv4Addr = Ipv4Addr::new(10, 201, 2, 5);
 const REMOTE_IDENTITY: u32 = 4343;
 /// Name of the tunnel device.
 const VXLAN: &str = "cilium_vxlan";
+/// Name of the direct-routing device.
+const UNDERLAY: &str = "ul0";
 
 /// A datapath in its own bpffs root, in tunnel mode (inside a `cilt-`
-/// namespace holding the VXLAN device) or native mode. Field order: the
-/// datapath goes first, the namespace last.
+/// namespace holding the VXLAN device) or native mode (with the
+/// direct-routing device in such a namespace, or without one). Field order:
+/// the datapath goes first, the namespace last.
 struct Node {
     dp: Datapath,
     _root: TestRoot,
-    tunnel_ifindex: u32,
+    /// ifindex of the tunnel or direct-routing device, 0 without one.
+    device_ifindex: u32,
     _ns: Option<NetNs>,
 }
 
@@ -45,8 +50,29 @@ impl Node {
         Self {
             dp,
             _root: root,
-            tunnel_ifindex: 0,
+            device_ifindex: 0,
             _ns: None,
+        }
+    }
+
+    /// Native routing with a direct-routing device, as the agent opens it.
+    fn native_with_device() -> Self {
+        let root = TestRoot::new();
+        let ns = NetNs::new("drd");
+        ns.ip(&[
+            "link", "add", UNDERLAY, "type", "veth", "peer", "name", "ul1",
+        ]);
+        let device_ifindex = ns.ifindex(UNDERLAY);
+        let mut config = root.config(TRACE_AGGREGATE_ACTIVE_CT, AttachPreference::Auto);
+        config.routing = Routing::Native {
+            device: Some(UNDERLAY.to_string()),
+        };
+        let dp = ns.run(move || open_datapath(config));
+        Self {
+            dp,
+            _root: root,
+            device_ifindex,
+            _ns: Some(ns),
         }
     }
 
@@ -67,7 +93,7 @@ impl Node {
         Self {
             dp,
             _root: root,
-            tunnel_ifindex,
+            device_ifindex: tunnel_ifindex,
             _ns: Some(ns),
         }
     }
@@ -138,7 +164,7 @@ fn tunnel_mode_encapsulates_towards_the_node_owning_the_destination() {
     assert_eq!(traces[0].observation_point.to_string(), "to-overlay");
     assert_eq!(traces[0].src_identity, ep.identity);
     assert_eq!(traces[0].dst_identity, REMOTE_IDENTITY);
-    assert_eq!(traces[0].ifindex, node.tunnel_ifindex);
+    assert_eq!(traces[0].ifindex, node.device_ifindex);
     let ct = CtMap::open(node.dp.paths(), CtMapKind::Tcp)
         .and_then(|map| map.entries())
         .expect("reading conntrack");
@@ -223,6 +249,67 @@ fn native_mode_never_encapsulates() {
     assert_eq!(traces.len(), 1, "{events:#?}");
     assert_eq!(traces[0].observation_point, ObservationPoint::TO_STACK);
     assert_eq!(traces[0].dst_identity, REMOTE_IDENTITY);
+}
+
+#[test]
+fn native_mode_sends_out_of_the_direct_routing_device_without_a_route() {
+    // The namespace has no route to the remote pod: with the device known,
+    // none is looked up (the agent's route would name the same node).
+    let node = Node::native_with_device();
+    let ep = endpoint(11, "lxc-a", 11);
+    let object = node.load(&ep);
+    node.ipcache(
+        "10.201.2.5/32",
+        RemoteEndpointInfo::with_tunnel(REMOTE_IDENTITY, REMOTE_NODE),
+    );
+
+    let packet = tcp_packet(&ep, REMOTE_POD, 41006, 80, TCP_SYN, 64);
+    let verdict = run(from_container(&object), &packet);
+
+    assert_eq!(verdict.retval, TC_ACT_REDIRECT, "sent out of {UNDERLAY}");
+    let mut routed = packet.clone();
+    routed[14 + 8] = 63;
+    let csum = checksum(&{
+        let mut header = routed[14..34].to_vec();
+        header[10..12].fill(0);
+        header
+    });
+    routed[14 + 10..14 + 12].copy_from_slice(&csum.to_be_bytes());
+    assert_eq!(
+        verdict.packet, routed,
+        "TTL decremented, checksum updated, the rest (MACs: the kernel writes them) unchanged"
+    );
+    assert_eq!(node.metric(0, MetricDirection::Egress), 1);
+    let events = node.events();
+    let traces = traces(&events);
+    assert_eq!(traces.len(), 1, "{events:#?}");
+    assert_eq!(traces[0].observation_point, ObservationPoint::TO_NETWORK);
+    assert_eq!(traces[0].dst_identity, REMOTE_IDENTITY);
+    assert_eq!(traces[0].ifindex, node.device_ifindex);
+
+    // A packet that may not be routed again goes to the stack, which
+    // answers it with time exceeded.
+    let last_hop = tcp_packet(&ep, REMOTE_POD, 41007, 80, TCP_SYN, 1);
+    let verdict = run(from_container(&object), &last_hop);
+    assert_eq!(verdict.retval, TC_ACT_OK);
+    assert_eq!(verdict.packet, last_hop);
+
+    // An address no node hosts (outside the cluster) is the stack's too.
+    node.ipcache("10.201.3.0/24", RemoteEndpointInfo::new(REMOTE_IDENTITY));
+    let outside = tcp_packet(&ep, Ipv4Addr::new(10, 201, 3, 9), 41008, 80, TCP_SYN, 64);
+    let verdict = run(from_container(&object), &outside);
+    assert_eq!(verdict.retval, TC_ACT_OK);
+    assert_eq!(verdict.packet, outside);
+    let events = node.events();
+    let points: Vec<_> = crate::common::traces(&events)
+        .iter()
+        .map(|t| t.observation_point)
+        .collect();
+    assert_eq!(
+        points,
+        [ObservationPoint::TO_STACK, ObservationPoint::TO_STACK],
+        "{events:#?}"
+    );
 }
 
 #[test]
