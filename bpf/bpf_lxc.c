@@ -79,10 +79,15 @@ volatile const __u32 ROUTING_MODE = ROUTING_MODE_NATIVE;
 /* ifindex of the node's tunnel device in tunnel mode (node-wide). */
 volatile const __u32 TUNNEL_IFINDEX = 0;
 /*
- * ifindex of the device the node's routes to other nodes' pod CIDRs use in
- * native routing (node-wide), 0 when the agent named none.
+ * The node's underlay (node-wide): the device facing the other nodes (the
+ * direct-routing device), the node's address on it and its subnet's
+ * netmask (network order); all 0 when the agent named none.
  */
 volatile const __u32 DIRECT_ROUTING_DEV_IFINDEX = 0;
+volatile const __be32 NODE_IPV4 = 0;
+volatile const __be32 NODE_IPV4_MASK = 0;
+/* The VXLAN port in tunnel mode, network order (node-wide). */
+volatile const __be16 TUNNEL_PORT = 0;
 
 static __always_inline __u16 lxc_id(void)
 {
@@ -120,22 +125,57 @@ static __always_inline int local_delivery4(struct __sk_buff *ctx,
 }
 
 /*
- * Send a packet to the node hosting its destination through the tunnel
- * device, this endpoint's identity in the VNI.
+ * Whether @node (an underlay address, network order) is on this node's own
+ * underlay subnet: reached by sending to it on the direct-routing device,
+ * without a router. False when the agent named no underlay.
+ */
+static __always_inline bool node_on_link4(__be32 node)
+{
+	return DIRECT_ROUTING_DEV_IFINDEX && NODE_IPV4 &&
+	       !((node ^ NODE_IPV4) & NODE_IPV4_MASK);
+}
+
+/*
+ * Send a packet to the node hosting its destination, this endpoint's
+ * identity in the VNI. A node on the underlay subnet gets it encapsulated
+ * here and sent straight out of the direct-routing device (the kernel
+ * resolves the node's MAC), past the tunnel device and the outer route
+ * lookup; any other node, or a packet too long to wrap, goes through the
+ * tunnel device, which encapsulates and routes it. Either way the wire
+ * carries the same VXLAN packet.
  */
 static __always_inline int encap_to_node4(struct __sk_buff *ctx,
 					  __be32 tunnel_endpoint,
 					  __u32 dst_label,
 					  const struct trace_ctx *tctx)
 {
+	struct bpf_redir_neigh nh = {
+		.nh_family = AF_INET,
+		.ipv4_nh = tunnel_endpoint,
+	};
+	__u32 len = ctx->len;
 	int ret;
 
+	if (!encap_identity_fits(SECLABEL))
+		return DROP_INVALID_IDENTITY;
+	/* Traced as the pod sent it, before it is wrapped. */
+	send_trace_notify(ctx, MONITOR_AGGREGATION, TRACE_TO_OVERLAY, lxc_id(),
+			  SECLABEL, dst_label, 0, TUNNEL_IFINDEX, tctx);
+	if (node_on_link4(tunnel_endpoint)) {
+		ret = vxlan_encap4(ctx, NODE_IPV4, tunnel_endpoint, SECLABEL,
+				   TUNNEL_PORT);
+		if (IS_DROP(ret))
+			return ret;
+		if (ret == 0) {
+			update_metrics(len, METRIC_EGRESS, REASON_FORWARDED);
+			return bpf_redirect_neigh(DIRECT_ROUTING_DEV_IFINDEX,
+						  &nh, sizeof(nh), 0);
+		}
+	}
 	ret = encap_set_tunnel_key4(ctx, tunnel_endpoint, SECLABEL);
 	if (IS_DROP(ret))
 		return ret;
-	send_trace_notify(ctx, MONITOR_AGGREGATION, TRACE_TO_OVERLAY, lxc_id(),
-			  SECLABEL, dst_label, 0, TUNNEL_IFINDEX, tctx);
-	update_metrics(ctx->len, METRIC_EGRESS, REASON_FORWARDED);
+	update_metrics(len, METRIC_EGRESS, REASON_FORWARDED);
 	return bpf_redirect(TUNNEL_IFINDEX, 0);
 }
 

@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use cilium_datapath::maps::IpcacheMap;
-use cilium_datapath::{AttachPreference, Datapath, DatapathConfig, EventReader, Routing, SocketLb};
+use cilium_datapath::{
+    AttachPreference, Datapath, DatapathConfig, EventReader, Routing, SocketLb, Underlay,
+};
 use cilium_endpoint::{EndpointManager, FileStore as EndpointFileStore};
 use cilium_ipam::{ClusterPool, FileStore as IpamFileStore, HostScopeAllocator};
 use cilium_kvstore::{EtcdConfig, EtcdStore, KvStore, MemoryStore};
@@ -27,7 +29,6 @@ use crate::config::{AgentConfig, AttachModeArg, KvstoreKind, RoutingMode};
 use crate::identity::{self, Identities};
 use crate::kvstore_metrics::InstrumentedStore;
 use crate::netns_cookie::NetnsCookies;
-use crate::node_address::Underlay;
 use crate::node_datapath::NodeDatapath;
 use crate::policy::PolicyEngine;
 use crate::{api, host_devices, monitor_server, node_address};
@@ -66,7 +67,9 @@ pub async fn run(mut config: AgentConfig) -> anyhow::Result<()> {
     })
     .await
     .context("start-up task panicked")??;
-    let node_ip = underlay.as_ref().map_or(prepared.router_ip, |u| u.address);
+    let node_ip = underlay
+        .as_ref()
+        .map_or(prepared.router_ip, |u| u.address.addr());
     // Held until shutdown: dropping it detaches the socket hooks. The flag reports what is in
     // effect (`cilium status`).
     let socket_lb = prepared.socket_lb;
@@ -268,10 +271,7 @@ fn prepare(
     let router_ip = ipam.router();
     host_devices::ensure(router_ip)?;
     let routing = match config.routing_mode {
-        // The device the routes to the other nodes' pod CIDRs use (cluster::reconcile).
-        RoutingMode::Native => Routing::Native {
-            device: underlay.map(|u| u.device.clone()),
-        },
+        RoutingMode::Native => Routing::Native,
         RoutingMode::Tunnel => {
             host_devices::ensure_tunnel(TUNNEL_DEVICE, config.tunnel_port)?;
             Routing::Tunnel {
@@ -290,6 +290,7 @@ fn prepare(
         },
         monitor_aggregation: config.monitor_aggregation.datapath_level(),
         routing: routing.clone(),
+        underlay: underlay.cloned(),
     })
     .context("opening the BPF datapath")?;
     if let Routing::Tunnel { device, .. } = &routing {
@@ -301,9 +302,10 @@ fn prepare(
         .upsert_host_ip(router_ip)
         .context("registering the router IP in cilium_lxc")?;
     if let Some(Underlay { device, address }) = underlay {
+        let address = address.addr();
         // Before the program: it decapsulates tunnel traffic sent to a host address only.
         datapath
-            .upsert_host_ip(*address)
+            .upsert_host_ip(address)
             .with_context(|| format!("registering the node IP {address} in cilium_lxc"))?;
         datapath
             .attach_host_device(device)

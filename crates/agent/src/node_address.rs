@@ -1,16 +1,8 @@
 //! Finding the node's own address: the IPv4 address of the device facing the other nodes
 //! (`--direct-routing-device`, or the first device with one that is not one of ours).
 
-use std::net::Ipv4Addr;
-
+use cilium_datapath::Underlay;
 use cilium_netlink::{Netlink, NetlinkError};
-
-/// The device facing the other nodes and its address.
-#[derive(Debug, Clone)]
-pub struct Underlay {
-    pub device: String,
-    pub address: Ipv4Addr,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeAddressError {
@@ -52,7 +44,7 @@ pub fn detect(device: Option<&str>) -> Result<Option<Underlay>, NodeAddressError
         if let Some(address) = addresses.first() {
             return Ok(Some(Underlay {
                 device: name.clone(),
-                address: address.addr(),
+                address: *address,
             }));
         }
     }

@@ -35,7 +35,7 @@ use crate::{
         MapsError, MetricsEntry, MetricsMap, PolicyEnforcementMap, PolicyEntry, PolicyMap,
         PolicyMapKey,
     },
-    routing::{Routing, RoutingError, RoutingGlobals},
+    routing::{Routing, RoutingError, RoutingGlobals, Underlay},
     sock_lb::{SocketLb, SocketLbError},
 };
 
@@ -51,6 +51,10 @@ pub struct DatapathConfig {
     pub monitor_aggregation: u32,
     /// How pods on other nodes are reached (default: native routing).
     pub routing: Routing,
+    /// The device facing the other nodes and the node's address on it;
+    /// `None` on a node without one (pods' packets for other nodes then go
+    /// by a FIB lookup or the tunnel device).
+    pub underlay: Option<Underlay>,
 }
 
 impl Default for DatapathConfig {
@@ -60,6 +64,7 @@ impl Default for DatapathConfig {
             attach: AttachPreference::Auto,
             monitor_aggregation: TRACE_AGGREGATE_ACTIVE_CT,
             routing: Routing::default(),
+            underlay: None,
         }
     }
 }
@@ -131,7 +136,8 @@ pub enum DatapathError {
         #[source]
         source: AttachError,
     },
-    /// The routing mode cannot be set up (the tunnel device is missing).
+    /// The routing mode cannot be set up (the tunnel or underlay device is
+    /// missing).
     #[error("setting up {routing} routing")]
     Routing {
         /// The configured mode.
@@ -261,7 +267,7 @@ impl Datapath {
             .map_err(|source| DatapathError::AttachMode { source })?;
         let routing = config
             .routing
-            .globals()
+            .globals(config.underlay.as_ref())
             .map_err(|source| DatapathError::Routing {
                 routing: config.routing.clone(),
                 source,
@@ -363,6 +369,9 @@ impl Datapath {
             routing_mode: self.routing.mode,
             tunnel_ifindex: self.routing.tunnel_ifindex,
             direct_routing_ifindex: self.routing.direct_routing_ifindex,
+            node_ipv4: self.routing.node_ipv4,
+            node_ipv4_mask: self.routing.node_ipv4_mask,
+            tunnel_port: self.routing.tunnel_port,
         })
     }
 

@@ -40,5 +40,5 @@ pub use events::{
 pub use loader::{
     EndpointObject, EndpointProgram, HostObject, LoaderError, MapSizes, OverlayObject, SockObject,
 };
-pub use routing::{Routing, RoutingError};
+pub use routing::{Routing, RoutingError, Underlay};
 pub use sock_lb::{SocketLb, SocketLbError};

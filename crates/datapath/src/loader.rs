@@ -152,9 +152,18 @@ pub struct EndpointGlobals {
     /// `TUNNEL_IFINDEX`: ifindex of the tunnel device, 0 in native
     /// routing (node-wide).
     pub tunnel_ifindex: u32,
-    /// `DIRECT_ROUTING_DEV_IFINDEX`: ifindex of the native-routing device,
-    /// 0 in tunnel mode or when none is named (node-wide).
+    /// `DIRECT_ROUTING_DEV_IFINDEX`: ifindex of the underlay device, 0
+    /// without one (node-wide).
     pub direct_routing_ifindex: u32,
+    /// `NODE_IPV4`: the node's underlay address, network order, 0 without
+    /// one (node-wide).
+    pub node_ipv4: u32,
+    /// `NODE_IPV4_MASK`: the netmask of its subnet, network order
+    /// (node-wide).
+    pub node_ipv4_mask: u32,
+    /// `TUNNEL_PORT`: the VXLAN port, network order, 0 in native routing
+    /// (node-wide).
+    pub tunnel_port: u16,
 }
 
 /// `bpf_lxc.o` loaded for one endpoint: all three programs are loaded into
@@ -433,7 +442,10 @@ pub(crate) fn parse_endpoint(
                 "DIRECT_ROUTING_DEV_IFINDEX",
                 &globals.direct_routing_ifindex,
                 true,
-            );
+            )
+            .override_global("NODE_IPV4", &globals.node_ipv4, true)
+            .override_global("NODE_IPV4_MASK", &globals.node_ipv4_mask, true)
+            .override_global("TUNNEL_PORT", &globals.tunnel_port, true);
     })?;
     Ok(EndpointObject { ebpf })
 }

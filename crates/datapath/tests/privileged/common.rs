@@ -88,6 +88,7 @@ impl TestRoot {
             attach,
             monitor_aggregation,
             routing: Routing::default(),
+            underlay: None,
         }
     }
 

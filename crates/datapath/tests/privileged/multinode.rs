@@ -18,7 +18,7 @@ use cilium_datapath::{
     abi::{RemoteEndpointInfo, TRACE_AGGREGATE_ACTIVE_CT, TRACE_AGGREGATE_NONE, TUPLE_F_IN},
     codes::{DropReason, ObservationPoint},
     maps::{CtEntryRecord, CtMap, CtMapKind},
-    AttachPreference, Datapath, DatapathEvent, EndpointDatapathConfig, Routing,
+    AttachPreference, Datapath, DatapathEvent, EndpointDatapathConfig, Routing, Underlay,
 };
 use ipnet::Ipv4Net;
 
@@ -87,6 +87,9 @@ struct Cluster {
     b: Node,
 }
 
+/// Prefix length of the nodes' underlay subnet (192.0.2.0/24).
+const UNDERLAY_PREFIX: u8 = 24;
+
 impl Cluster {
     /// Pod A has identity 4242, pod B 4343.
     fn new(tunnel: bool, monitor_aggregation: u32) -> Self {
@@ -99,24 +102,71 @@ impl Cluster {
         identity_a: u32,
         identity_b: u32,
     ) -> Self {
+        Self::build(
+            tunnel,
+            monitor_aggregation,
+            [identity_a, identity_b],
+            UNDERLAY_PREFIX,
+        )
+    }
+
+    /// Tunnel mode with each node's underlay address as a /32 and a route
+    /// to the other: to each node's datapath the other is off its subnet.
+    fn tunnel_off_subnet() -> Self {
+        Self::build(true, TRACE_AGGREGATE_ACTIVE_CT, [4242, 4343], 32)
+    }
+
+    fn build(
+        tunnel: bool,
+        monitor_aggregation: u32,
+        [identity_a, identity_b]: [u32; 2],
+        underlay_prefix: u8,
+    ) -> Self {
         let [spec_a, spec_b] = specs(identity_a, identity_b);
         let ns_a = NetNs::new(spec_a.tag);
         let ns_b = NetNs::new(spec_b.tag);
         ns_a.ip(&[
             "link", "add", UNDERLAY, "type", "veth", "peer", "name", UNDERLAY, "netns", &ns_b.name,
         ]);
-        for (ns, spec) in [(&ns_a, &spec_a), (&ns_b, &spec_b)] {
+        let underlay = |spec: &NodeSpec| Underlay {
+            device: UNDERLAY.to_string(),
+            address: Ipv4Net::new(spec.underlay_ip, underlay_prefix).expect("valid prefix"),
+        };
+        for (ns, spec, peer) in [(&ns_a, &spec_a, &spec_b), (&ns_b, &spec_b, &spec_a)] {
             ns.ip(&[
                 "addr",
                 "add",
-                &format!("{}/24", spec.underlay_ip),
+                &underlay(spec).address.to_string(),
                 "dev",
                 UNDERLAY,
             ]);
             ns.ip(&["link", "set", UNDERLAY, "up"]);
+            if underlay_prefix == 32 {
+                ns.ip(&[
+                    "route",
+                    "add",
+                    &peer.underlay_ip.to_string(),
+                    "dev",
+                    UNDERLAY,
+                ]);
+            }
         }
-        let a = Self::node(ns_a, &spec_a, &spec_b, tunnel, monitor_aggregation);
-        let b = Self::node(ns_b, &spec_b, &spec_a, tunnel, monitor_aggregation);
+        let a = Self::node(
+            ns_a,
+            &spec_a,
+            &spec_b,
+            tunnel,
+            monitor_aggregation,
+            underlay(&spec_a),
+        );
+        let b = Self::node(
+            ns_b,
+            &spec_b,
+            &spec_a,
+            tunnel,
+            monitor_aggregation,
+            underlay(&spec_b),
+        );
         Self { a, b }
     }
 
@@ -128,9 +178,12 @@ impl Cluster {
         peer: &NodeSpec,
         tunnel: bool,
         monitor_aggregation: u32,
+        underlay: Underlay,
     ) -> Node {
         let root = TestRoot::new();
         let mut config = root.config(monitor_aggregation, AttachPreference::Auto);
+        // As the agent does in both modes.
+        config.underlay = Some(underlay);
         let mtu = if tunnel {
             ns.ip(&[
                 "link",
@@ -150,10 +203,6 @@ impl Cluster {
             };
             TUNNEL_POD_MTU
         } else {
-            // As the agent does: its routes to other nodes' pods use this device.
-            config.routing = Routing::Native {
-                device: Some(UNDERLAY.to_string()),
-            };
             sh(&[
                 "ip",
                 "netns",
@@ -269,29 +318,27 @@ fn ping_both_ways(cluster: &Cluster, when: &str) {
 
 /// Packets the kernel's VXLAN device of `node` has received (decapsulated).
 fn tunnel_rx_packets(node: &Node) -> u64 {
-    let counter = format!("/sys/class/net/{VXLAN}/statistics/rx_packets");
+    tunnel_packets(node, "rx")
+}
+
+/// Packets the kernel's VXLAN device of `node` has sent (encapsulated).
+fn tunnel_tx_packets(node: &Node) -> u64 {
+    tunnel_packets(node, "tx")
+}
+
+/// A packet counter (`rx` or `tx`) of the VXLAN device of `node`.
+fn tunnel_packets(node: &Node, direction: &str) -> u64 {
+    let counter = format!("/sys/class/net/{VXLAN}/statistics/{direction}_packets");
     let out = sh(&["ip", "netns", "exec", &node.ns.name, "cat", &counter]);
     out.trim()
         .parse()
         .unwrap_or_else(|err| panic!("{counter}: {err}: {out:?}"))
 }
 
-#[test]
-fn tunnel_mode_carries_the_identity_in_the_vni() {
-    let cluster = Cluster::new(true, TRACE_AGGREGATE_NONE);
-    let (a, b) = (&cluster.a, &cluster.b);
-    assert!(b.dp.overlay_attached(VXLAN));
-
-    let capture = Capture::start(&a.ns, UNDERLAY);
-    let decapsulated_by_kernel = (tunnel_rx_packets(a), tunnel_rx_packets(b));
-    ping_both_ways(&cluster, "through the tunnel");
-    let packets = capture.finish();
-    assert_eq!(
-        (tunnel_rx_packets(a), tunnel_rx_packets(b)),
-        decapsulated_by_kernel,
-        "each node's bpf_host decapsulated the pods' packets; none went through the tunnel device"
-    );
-
+/// The capture `packets` holds both pods' packets, only in VXLAN between
+/// the nodes' underlay addresses (to the other node's MAC, outer TTL 64),
+/// each with its sender's identity as VNI.
+fn assert_pods_talk_in_vxlan(packets: &[Packet], a: &Node, b: &Node) {
     let vxlan: Vec<&Packet> = packets
         .iter()
         .filter(|p| p.udp_dport == Some(VXLAN_PORT))
@@ -336,6 +383,31 @@ fn tunnel_mode_carries_the_identity_in_the_vni() {
             .any(|p| p.ip == Some((a.ep.ipv4, b.ep.ipv4)) || p.ip == Some((b.ep.ipv4, a.ep.ipv4))),
         "no pod packet crosses the underlay unencapsulated: {packets:#?}"
     );
+}
+
+#[test]
+fn tunnel_mode_carries_the_identity_in_the_vni() {
+    let cluster = Cluster::new(true, TRACE_AGGREGATE_NONE);
+    let (a, b) = (&cluster.a, &cluster.b);
+    assert!(b.dp.overlay_attached(VXLAN));
+
+    let capture = Capture::start(&a.ns, UNDERLAY);
+    let decapsulated_by_kernel = (tunnel_rx_packets(a), tunnel_rx_packets(b));
+    let encapsulated_by_kernel = (tunnel_tx_packets(a), tunnel_tx_packets(b));
+    ping_both_ways(&cluster, "through the tunnel");
+    let packets = capture.finish();
+    assert_eq!(
+        (tunnel_rx_packets(a), tunnel_rx_packets(b)),
+        decapsulated_by_kernel,
+        "each node's bpf_host decapsulated the pods' packets; none went through the tunnel device"
+    );
+    assert_eq!(
+        (tunnel_tx_packets(a), tunnel_tx_packets(b)),
+        encapsulated_by_kernel,
+        "each node's bpf_lxc wrapped its pod's packets for a node on its subnet itself"
+    );
+
+    assert_pods_talk_in_vxlan(&packets, a, b);
 
     let vxlan_b = b.ns.ifindex(VXLAN);
     let events_b = drain_events(&b.dp);
@@ -360,6 +432,26 @@ fn tunnel_mode_carries_the_identity_in_the_vni() {
         "A sent its pod's packet into the tunnel: {events_a:#?}"
     );
 
+    assert_receiver_tracked(b, a);
+    assert_receiver_tracked(a, b);
+}
+
+#[test]
+fn tunnel_mode_sends_through_the_tunnel_device_to_a_node_off_the_underlay_subnet() {
+    let cluster = Cluster::tunnel_off_subnet();
+    let (a, b) = (&cluster.a, &cluster.b);
+
+    let capture = Capture::start(&a.ns, UNDERLAY);
+    let encapsulated_by_kernel = (tunnel_tx_packets(a), tunnel_tx_packets(b));
+    ping_both_ways(&cluster, "through the tunnel device");
+    let packets = capture.finish();
+
+    assert_pods_talk_in_vxlan(&packets, a, b);
+    assert!(
+        tunnel_tx_packets(a) > encapsulated_by_kernel.0
+            && tunnel_tx_packets(b) > encapsulated_by_kernel.1,
+        "both nodes' tunnel devices wrapped and routed the pods' packets"
+    );
     assert_receiver_tracked(b, a);
     assert_receiver_tracked(a, b);
 }

@@ -14,7 +14,7 @@ use cilium_datapath::{
     codes::{DropReason, MetricDirection, ObservationPoint},
     maps::{CtMap, CtMapKind, IpcacheEntry, IpcacheMap, MetricsMap},
     AttachPreference, Datapath, DatapathEvent, EndpointDatapathConfig, EndpointObject,
-    EndpointProgram, OverlayObject, Routing,
+    EndpointProgram, OverlayObject, Routing, Underlay,
 };
 use ipnet::Ipv4Net;
 
@@ -30,6 +30,15 @@ const REMOTE_IDENTITY: u32 = 4343;
 const VXLAN: &str = "cilium_vxlan";
 /// Name of the direct-routing device.
 const UNDERLAY: &str = "ul0";
+
+/// This node's underlay: 192.0.2.1/24 on [`UNDERLAY`], the subnet of
+/// [`REMOTE_NODE`].
+fn underlay() -> Underlay {
+    Underlay {
+        device: UNDERLAY.to_string(),
+        address: "192.0.2.1/24".parse().expect("valid prefix"),
+    }
+}
 
 /// A datapath in its own bpffs root, in tunnel mode (inside a `cilt-`
 /// namespace holding the VXLAN device) or native mode (with the
@@ -55,8 +64,9 @@ impl Node {
         }
     }
 
-    /// Native routing with a direct-routing device, as the agent opens it.
-    fn native_with_device() -> Self {
+    /// Native routing with an underlay (192.0.2.1/24 on a veth), as the
+    /// agent opens it.
+    fn native_with_underlay() -> Self {
         let root = TestRoot::new();
         let ns = NetNs::new("drd");
         ns.ip(&[
@@ -64,9 +74,7 @@ impl Node {
         ]);
         let device_ifindex = ns.ifindex(UNDERLAY);
         let mut config = root.config(TRACE_AGGREGATE_ACTIVE_CT, AttachPreference::Auto);
-        config.routing = Routing::Native {
-            device: Some(UNDERLAY.to_string()),
-        };
+        config.underlay = Some(underlay());
         let dp = ns.run(move || open_datapath(config));
         Self {
             dp,
@@ -76,11 +84,25 @@ impl Node {
         }
     }
 
+    /// Tunnel mode without an underlay: everything goes through the tunnel
+    /// device.
     fn tunnel() -> Self {
+        Self::tunnel_with(None)
+    }
+
+    /// Tunnel mode with an underlay, as the agent opens it.
+    fn tunnel_with_underlay() -> Self {
+        Self::tunnel_with(Some(underlay()))
+    }
+
+    fn tunnel_with(underlay: Option<Underlay>) -> Self {
         let root = TestRoot::new();
         let ns = NetNs::new("tun");
         ns.ip(&[
             "link", "add", VXLAN, "type", "vxlan", "external", "dstport", "8472",
+        ]);
+        ns.ip(&[
+            "link", "add", UNDERLAY, "type", "veth", "peer", "name", "ul1",
         ]);
         let tunnel_ifindex = ns.ifindex(VXLAN);
         let mut config = root.config(TRACE_AGGREGATE_ACTIVE_CT, AttachPreference::Auto);
@@ -88,6 +110,7 @@ impl Node {
             device: VXLAN.to_string(),
             port: 8472,
         };
+        config.underlay = underlay;
         let dp = ns.run(move || open_datapath(config));
         assert_eq!(dp.tunnel_ifindex(), Some(tunnel_ifindex));
         Self {
@@ -169,6 +192,97 @@ fn tunnel_mode_encapsulates_towards_the_node_owning_the_destination() {
         .and_then(|map| map.entries())
         .expect("reading conntrack");
     find_ct(&ct, ep.ipv4, REMOTE_POD, 41000, 80, TUPLE_F_OUT);
+}
+
+#[test]
+fn tunnel_mode_wraps_packets_for_a_node_on_the_underlay_subnet_itself() {
+    let node = Node::tunnel_with_underlay();
+    let ep = endpoint(11, "lxc-a", 11);
+    let object = node.load(&ep);
+    node.ipcache(
+        "10.201.2.5/32",
+        RemoteEndpointInfo::with_tunnel(REMOTE_IDENTITY, REMOTE_NODE),
+    );
+
+    let packet = tcp_packet(&ep, REMOTE_POD, 41010, 80, TCP_SYN, 64);
+    let verdict = run(from_container(&object), &packet);
+
+    assert_eq!(verdict.retval, TC_ACT_REDIRECT, "sent out of {UNDERLAY}");
+    let out = &verdict.packet;
+    assert_eq!(out.len(), packet.len() + 50, "{out:02x?}");
+    assert_eq!(
+        &out[..14],
+        &packet[..14],
+        "outer Ethernet: the kernel writes the MACs on the way out"
+    );
+    let ip = &out[14..34];
+    assert_eq!(ip[0], 0x45, "IPv4 without options");
+    assert_eq!(ip[1], 0, "DSCP 0, the inner packet's ECN (not ECT)");
+    assert_eq!(
+        usize::from(u16::from_be_bytes([ip[2], ip[3]])),
+        out.len() - 14
+    );
+    assert_eq!(&ip[6..8], &[0, 0], "DF clear, as the kernel's device sends");
+    assert_eq!(ip[8], 64, "outer TTL");
+    assert_eq!(ip[9], IPPROTO_UDP);
+    assert_eq!(checksum(ip), 0, "valid header checksum");
+    assert_eq!(
+        &ip[12..16],
+        &[192, 0, 2, 1],
+        "from this node's underlay address"
+    );
+    assert_eq!(&ip[16..20], &REMOTE_NODE.octets(), "to the pod's node");
+    let udp = &out[34..42];
+    let sport = u16::from_be_bytes([udp[0], udp[1]]);
+    assert!(
+        (32768..61000).contains(&sport),
+        "source port {sport} from the flow hash, in the ephemeral range"
+    );
+    assert_eq!(u16::from_be_bytes([udp[2], udp[3]]), 8472);
+    assert_eq!(
+        usize::from(u16::from_be_bytes([udp[4], udp[5]])),
+        out.len() - 34
+    );
+    assert_eq!(&udp[6..8], &[0, 0], "no UDP checksum");
+    let vni = ep.identity.to_be_bytes();
+    assert_eq!(
+        &out[42..50],
+        &[0x08, 0, 0, 0, vni[1], vni[2], vni[3], 0],
+        "VXLAN: the VNI flag, the sender's identity"
+    );
+    assert_eq!(&out[50..], &packet[..], "the pod's frame inside, unchanged");
+    assert_eq!(node.metric(0, MetricDirection::Egress), 1);
+    let events = node.events();
+    let traces = traces(&events);
+    assert_eq!(traces.len(), 1, "{events:#?}");
+    assert_eq!(traces[0].observation_point, ObservationPoint::TO_OVERLAY);
+    assert_eq!(traces[0].ifindex, node.device_ifindex);
+    assert_eq!(
+        traces[0].payload,
+        packet[..traces[0].payload.len()],
+        "traced unwrapped"
+    );
+
+    // ECN after RFC 6040: the inner field, ECT(0) for CE; DSCP is not copied.
+    for (inner_tos, outer_tos) in [(0x03, 0x02), (0xb9, 0x01)] {
+        let mut marked = tcp_packet(&ep, REMOTE_POD, 41011, 80, TCP_SYN, 64);
+        marked[15] = inner_tos;
+        let verdict = run(from_container(&object), &marked);
+        assert_eq!(verdict.retval, TC_ACT_REDIRECT);
+        assert_eq!(verdict.packet[15], outer_tos, "inner TOS {inner_tos:#04x}");
+        assert_eq!(checksum(&verdict.packet[14..34]), 0);
+    }
+
+    // A node off the subnet is the tunnel device's to reach (it routes).
+    let far_node = Ipv4Addr::new(198, 51, 100, 7);
+    node.ipcache(
+        "10.201.3.0/24",
+        RemoteEndpointInfo::with_tunnel(REMOTE_IDENTITY, far_node),
+    );
+    let far = tcp_packet(&ep, Ipv4Addr::new(10, 201, 3, 9), 41012, 80, TCP_SYN, 64);
+    let verdict = run(from_container(&object), &far);
+    assert_eq!(verdict.retval, TC_ACT_REDIRECT);
+    assert_eq!(verdict.packet, far, "left to the tunnel device");
 }
 
 #[test]
@@ -255,7 +369,7 @@ fn native_mode_never_encapsulates() {
 fn native_mode_sends_out_of_the_direct_routing_device_without_a_route() {
     // The namespace has no route to the remote pod: with the device known,
     // none is looked up (the agent's route would name the same node).
-    let node = Node::native_with_device();
+    let node = Node::native_with_underlay();
     let ep = endpoint(11, "lxc-a", 11);
     let object = node.load(&ep);
     node.ipcache(
