@@ -357,17 +357,22 @@ __noinline int ipv4_from_lxc_translated(struct __sk_buff *ctx, __u32 l4_off,
 
 	remote = ipcache_lookup4(daddr);
 	if (remote) {
-		__be32 tunnel_endpoint = ipcache_tunnel_endpoint4(remote);
-		__be32 node_ip = ipcache_node_ip4(remote);
+		__be32 node_ip;
 
 		dst_label = remote->sec_identity;
-		if (ROUTING_MODE == ROUTING_MODE_TUNNEL && tunnel_endpoint)
-			return encap_to_node4(ctx, tunnel_endpoint, dst_label,
-					      &tctx);
-		if (ROUTING_MODE == ROUTING_MODE_NATIVE && node_ip) {
-			ret = route_to_node4(ctx, node_ip, dst_label, &tctx);
-			if (ret != FIB_TO_STACK)
-				return ret;
+		if (ROUTING_MODE == ROUTING_MODE_TUNNEL) {
+			node_ip = ipcache_tunnel_endpoint4(remote);
+			if (node_ip)
+				return encap_to_node4(ctx, node_ip, dst_label,
+						      &tctx);
+		} else {
+			node_ip = ipcache_node_ip4(remote);
+			if (node_ip) {
+				ret = route_to_node4(ctx, node_ip, dst_label,
+						     &tctx);
+				if (ret != FIB_TO_STACK)
+					return ret;
+			}
 		}
 	}
 

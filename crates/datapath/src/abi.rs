@@ -38,6 +38,12 @@ pub const POLICY_MAP: &str = "cilium_policy_v2";
 /// (`bpf/lib/policy.h`).
 pub const POLICY_ENFORCEMENT_MAP: &str = "cilium_policy_enforcement";
 
+/// An IPv4 address as a `__be32` global holds it: its in-memory bytes are
+/// the address octets.
+pub(crate) fn ipv4_be32(addr: Ipv4Addr) -> u32 {
+    u32::from_ne_bytes(addr.octets())
+}
+
 /// The pinned name of endpoint `id`'s policy map, `cilium_policy_v2_00042`.
 pub fn policy_map_name(id: u16) -> String {
     format!("{POLICY_MAP}_{id:05}")

@@ -423,8 +423,7 @@ pub(crate) fn parse_endpoint(
     globals: &EndpointGlobals,
 ) -> Result<EndpointObject, LoaderError> {
     let id = u32::from(globals.id);
-    // LXC_IPV4 is a __be32: its in-memory bytes are the address octets.
-    let ipv4 = u32::from_ne_bytes(globals.ipv4.octets());
+    let ipv4 = crate::abi::ipv4_be32(globals.ipv4);
     let policy_map = PolicyMap::pin_path(paths, globals.id);
     let ebpf = parse_object(BPF_LXC, BPF_LXC_OBJECT, paths, sizes, |loader| {
         loader

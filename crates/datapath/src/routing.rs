@@ -3,12 +3,12 @@
 //! `TUNNEL_PORT`, and from the node's underlay `DIRECT_ROUTING_DEV_IFINDEX`,
 //! `NODE_IPV4` and `NODE_IPV4_MASK`.
 
-use std::{fmt, net::Ipv4Addr};
+use std::fmt;
 
 use ipnet::Ipv4Net;
 use thiserror::Error;
 
-use crate::abi::{ROUTING_MODE_NATIVE, ROUTING_MODE_TUNNEL};
+use crate::abi::{ipv4_be32, ROUTING_MODE_NATIVE, ROUTING_MODE_TUNNEL};
 
 /// The node's routing mode.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
@@ -102,11 +102,6 @@ pub(crate) struct RoutingGlobals {
     pub node_ipv4_mask: u32,
 }
 
-/// An IPv4 address as a `__be32` holds it in memory.
-fn network_order(addr: Ipv4Addr) -> u32 {
-    u32::from_ne_bytes(addr.octets())
-}
-
 fn ifindex(role: &'static str, device: &str) -> Result<u32, RoutingError> {
     nix::net::if_::if_nametoindex(device).map_err(|source| RoutingError::Device {
         role,
@@ -133,8 +128,8 @@ impl Routing {
         }
         if let Some(underlay) = underlay {
             globals.direct_routing_ifindex = ifindex("underlay", &underlay.device)?;
-            globals.node_ipv4 = network_order(underlay.address.addr());
-            globals.node_ipv4_mask = network_order(underlay.address.netmask());
+            globals.node_ipv4 = ipv4_be32(underlay.address.addr());
+            globals.node_ipv4_mask = ipv4_be32(underlay.address.netmask());
         }
         Ok(globals)
     }
